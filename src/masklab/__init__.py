@@ -1,0 +1,41 @@
+"""masklab: the data layer for image segmentation.
+
+``masklab.rle`` is the canonical mask (COCO RLE, byte-compatible with pycocotools) and
+its algebra; ``masklab.polygon`` rasterises polygons exactly as COCO does and traces
+masks back into polygons without loss.
+"""
+
+from masklab.core import polygon, rle
+from masklab.core.polygon import Part, Polygons
+from masklab.core.rle import RLE
+from masklab.errors import (
+    AmbiguousFormatError,
+    FormatError,
+    LabelMapError,
+    MaskFormatError,
+    MaskLabError,
+    NotFoundError,
+    PublishedVersionError,
+    StoreError,
+    UnknownFormatError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RLE",
+    "AmbiguousFormatError",
+    "FormatError",
+    "LabelMapError",
+    "MaskFormatError",
+    "MaskLabError",
+    "NotFoundError",
+    "Part",
+    "Polygons",
+    "PublishedVersionError",
+    "StoreError",
+    "UnknownFormatError",
+    "__version__",
+    "polygon",
+    "rle",
+]
