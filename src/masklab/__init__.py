@@ -5,7 +5,7 @@ its algebra; ``masklab.polygon`` rasterises polygons exactly as COCO does and tr
 masks back into polygons without loss.
 """
 
-from masklab.core import polygon, rle
+from masklab import polygon, rle
 from masklab.core.polygon import Part, Polygons
 from masklab.core.rle import RLE
 from masklab.errors import (

@@ -483,7 +483,7 @@ def to_coco_batch(rles: Sequence[RLE], *, compressed: bool = True) -> list[dict[
         char_first = first
         char_end = first + lens
     else:
-        is_last = (chars & 0x20) == 0 if chars.size else np.zeros(0, bool)
+        is_last = ((chars - _ZERO_CHAR) & 0x20) == 0
         # value i ends at the i-th char without the continuation bit
         ends = np.flatnonzero(is_last)
         char_end = ends[first + lens - 1] + 1
@@ -925,8 +925,10 @@ def resize_nearest(rle: RLE, size: tuple[int, int]) -> RLE:
     """Resize to ``size == (h, w)`` with nearest-neighbour sampling of pixel centres.
 
     Output pixel ``(y, x)`` takes source pixel ``(floor((y + 0.5) * h_in / h_out),
-    floor((x + 0.5) * w_in / w_out))``: the rule of PIL's NEAREST and OpenCV's
-    ``INTER_NEAREST_EXACT``, computed on the runs.
+    floor((x + 0.5) * w_in / w_out))``, in exact integer arithmetic: the rule of PIL's
+    NEAREST and OpenCV's ``INTER_NEAREST_EXACT``, computed on the runs. Where a sample
+    falls exactly on a pixel boundary (``(2y + 1) * h_in`` divisible by ``2 * h_out``) this
+    takes the lower/right pixel; PIL and OpenCV, in fixed point, may take the other.
 
     >>> decode(resize_nearest(encode(np.array([[1, 0]])), (2, 4))).tolist()
     [[1, 1, 0, 0], [1, 1, 0, 0]]
