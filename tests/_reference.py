@@ -38,7 +38,12 @@ def dense_bbox(mask: np.ndarray) -> list[float]:
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
         return [0.0, 0.0, 0.0, 0.0]
-    return [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+    return [
+        float(xs.min()),
+        float(ys.min()),
+        float(xs.max() - xs.min() + 1),
+        float(ys.max() - ys.min() + 1),
+    ]
 
 
 def dense_iou(a: np.ndarray, b: np.ndarray, crowd: bool) -> float:

@@ -10,10 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pycocotools import mask as coco
-
-from masklab import MaskFormatError, rle
-from masklab.rle import RLE
-from masklab.testing import strategies
 from tests._reference import (
     counts_to_dense,
     dense_bbox,
@@ -22,6 +18,10 @@ from tests._reference import (
     dense_iou,
     dense_resize_nearest,
 )
+
+from masklab import MaskFormatError, rle
+from masklab.rle import RLE
+from masklab.testing import strategies
 
 
 def coco_encode(m: np.ndarray) -> dict:
@@ -94,9 +94,7 @@ def test_batch_codec_equals_pycocotools(masks):
     dicts = [coco_encode(m) for m in masks]
     rles = rle.from_coco_batch(dicts)
     assert rles == [rle.encode(m) for m in masks]
-    assert [d["counts"] for d in rle.to_coco_batch(rles)] == [
-        d["counts"].decode() for d in dicts
-    ]
+    assert [d["counts"] for d in rle.to_coco_batch(rles)] == [d["counts"].decode() for d in dicts]
 
 
 def test_uncompressed_counts_read_like_pycocotools():
@@ -196,7 +194,7 @@ def test_encode_batch_and_decode_batch():
     np.testing.assert_array_equal(out, stack)
 
 
-# --------------------------------------------------------------------------- where pycocotools is wrong
+# --------------------------------------------------------------------- where pycocotools is wrong
 
 
 def test_non_binary_values_are_foreground():
@@ -364,8 +362,11 @@ def test_decode_rejects_a_dict_with_a_hint():
 # --------------------------------------------------------------------------- geometry on runs
 
 
-@given(strategies.binary_masks(max_side=20), st.tuples(*[st.integers(-6, 26)] * 2),
-       st.tuples(*[st.integers(0, 26)] * 2))
+@given(
+    strategies.binary_masks(max_side=20),
+    st.tuples(*[st.integers(-6, 26)] * 2),
+    st.tuples(*[st.integers(0, 26)] * 2),
+)
 def test_crop_matches_dense_crop_and_pads_outside(mask, xy, wh):
     box = [xy[0], xy[1], wh[0], wh[1]]
     out = rle.crop(rle.encode(mask), box)

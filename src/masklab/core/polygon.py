@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -424,4 +425,3 @@ def _simplify(exact: Polygons, tolerance: float, source: RLE) -> Polygons:
     h, w = source.size
     kept = float(_rle.iou([to_rle(simplified, h, w)], [source])[0, 0])
     return Polygons(simplified.parts, iou=kept)
-

@@ -187,7 +187,7 @@ def _canonical_counts(
                 f"RLE counts must be non-negative, got {int(raw[i])} at index {i}"
             )
     total = int(raw.sum(dtype=np.uint64)) if raw.size else 0
-    if raw.size and int(raw.max()) > n_pixels or total != n_pixels:
+    if (raw.size and int(raw.max()) > n_pixels) or total != n_pixels:
         raise MaskFormatError(
             f"RLE counts sum to {total} but size {list(size)} needs {n_pixels}; "
             "fix 'size' or re-encode the mask"
@@ -343,9 +343,7 @@ def _string_to_counts(s: str | bytes, where: str) -> npt.NDArray[np.int64]:
     return _undo_delta(vals)
 
 
-def _check_counts_array(
-    counts: npt.NDArray[np.int64], size: tuple[int, int], where: str
-) -> RLE:
+def _check_counts_array(counts: npt.NDArray[np.int64], size: tuple[int, int], where: str) -> RLE:
     negative = np.flatnonzero(counts < 0)
     if negative.size:
         i = int(negative[0])
@@ -369,11 +367,14 @@ def from_coco(obj: Mapping[str, Any]) -> RLE:
     Zero-length runs and a trailing zero are merged away; counts that do not sum to
     ``h*w``, negative runs and characters outside the alphabet raise MaskFormatError.
 
-    >>> from_coco({"size": [2, 3], "counts": "231"}) == from_coco({"size": [2, 3], "counts": [2, 3, 1]})
+    >>> compressed = from_coco({"size": [2, 3], "counts": "231"})
+    >>> compressed == from_coco({"size": [2, 3], "counts": [2, 3, 1]})
     True
     """
     if not isinstance(obj, Mapping):
-        raise TypeError(f"from_coco takes a dict with 'size' and 'counts', got {type(obj).__name__}")
+        raise TypeError(
+            f"from_coco takes a dict with 'size' and 'counts', got {type(obj).__name__}"
+        )
     missing = [k for k in ("size", "counts") if k not in obj]
     if missing:
         raise MaskFormatError(f"RLE dict is missing {missing}; COCO RLE needs 'size' and 'counts'")
@@ -630,7 +631,7 @@ def decode_batch(rles: Sequence[RLE]) -> npt.NDArray[np.uint8]:
 
 def _decode_into(rle: RLE, out: npt.NDArray[np.uint8]) -> None:
     """Write the mask into a zeroed, C-contiguous (h, w) uint8 array."""
-    h, w = rle.size
+    h = rle.size[0]
     c = rle.counts
     if c.size < 2:
         return
@@ -715,7 +716,8 @@ def merge(rles: Sequence[RLE], op: MergeOp = "union") -> RLE:
     ``difference`` (the first minus all the others).
 
     >>> a = encode(np.array([[1, 1, 0]])); b = encode(np.array([[0, 1, 1]]))
-    >>> [decode(merge([a, b], op)).tolist() for op in ("union", "intersection", "difference", "xor")]
+    >>> ops = ("union", "intersection", "difference", "xor")
+    >>> [decode(merge([a, b], op)).tolist() for op in ops]
     [[[1, 1, 1]], [[0, 1, 0]], [[1, 0, 0]], [[1, 0, 1]]]
     """
     if op not in ("union", "intersection", "difference", "xor"):
@@ -869,7 +871,11 @@ def crop(rle: RLE, box: Sequence[int]) -> RLE:
     bx, by, bw, bh = _int_box(box)
     x, y0, y1 = _column_pieces(rle)
     inside = (x >= bx) & (x < bx + bw)
-    x, y0, y1 = x[inside] - bx, np.maximum(y0[inside], by) - by, np.minimum(y1[inside], by + bh) - by
+    x, y0, y1 = (
+        x[inside] - bx,
+        np.maximum(y0[inside], by) - by,
+        np.minimum(y1[inside], by + bh) - by,
+    )
     return _from_column_pieces((bh, bw), x, y0, y1, ordered=True)
 
 
