@@ -405,7 +405,8 @@ def _clean_ring(pts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     nxt = np.roll(pts, -1, axis=0) - pts
     cross = prev[:, 0] * nxt[:, 1] - prev[:, 1] * nxt[:, 0]
     dot = (prev * nxt).sum(axis=1)
-    return pts[(cross != 0) | (dot < 0)]
+    out: npt.NDArray[np.int64] = pts[(cross != 0) | (dot < 0)]
+    return out
 
 
 def _simplify(exact: Polygons, tolerance: float, source: RLE) -> Polygons:

@@ -284,7 +284,8 @@ def _values_to_chars(x: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
     vals = np.right_shift(x[owner], 5 * g) & 0x1F
     vals |= (g < groups[owner] - 1) * 0x20
     vals += _ZERO_CHAR
-    return vals.astype(np.uint8)
+    out: npt.NDArray[np.uint8] = vals.astype(np.uint8)
+    return out
 
 
 def _bytes_to_values(
@@ -589,9 +590,11 @@ def _transitions(a: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         starts = np.r_[0, starts]
     starts = starts * h
     if not inner.size:
-        return starts.astype(np.int64)
+        out: npt.NDArray[np.int64] = starts.astype(np.int64)
+        return out
     if not starts.size:
-        return inner.astype(np.int64)
+        out = inner.astype(np.int64)
+        return out
     both = np.concatenate([inner, starts]).astype(np.int64)
     both.sort(kind="stable")
     return both
@@ -656,7 +659,8 @@ def _clip_runs(
 ) -> npt.NDArray[np.int64]:
     """Run lengths restricted to the linear range [lo, hi)."""
     starts = ends - counts
-    return np.clip(ends, lo, hi) - np.clip(starts, lo, hi)
+    out: npt.NDArray[np.int64] = np.clip(ends, lo, hi) - np.clip(starts, lo, hi)
+    return out
 
 
 # --------------------------------------------------------------------------- measures
@@ -794,7 +798,7 @@ def iou(
     # every overlapping pair (i, j), i before j in start order, has s[j] in [s[i], e[i])
     hi = np.searchsorted(s, e, side="left")
     n_after = hi - np.arange(1, s.size + 1)
-    inter = np.zeros(nd * ng, np.float64)
+    flat_inter: npt.NDArray[np.float64] = np.zeros(nd * ng, np.float64)
     total = int(n_after.sum())
     if total:
         ii = np.repeat(np.arange(s.size), n_after)
@@ -805,8 +809,10 @@ def iou(
         overlap = np.minimum(e[ii], e[jj]) - s[jj]
         d = np.where(oi < nd, oi, oj)
         g = np.where(oi < nd, oj, oi) - nd
-        inter = np.bincount(d * ng + g, weights=overlap, minlength=nd * ng)
-    inter = inter.reshape(nd, ng)
+        flat_inter = np.bincount(d * ng + g, weights=overlap, minlength=nd * ng).astype(
+            np.float64, copy=False
+        )
+    inter = flat_inter.reshape(nd, ng)
     ad = areas[:nd, None]
     ag = areas[None, nd:]
     union = np.where(crowd[None, :], ad, ad + ag - inter)
