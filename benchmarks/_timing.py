@@ -19,12 +19,14 @@ from typing import Any, Literal
 
 Op = Literal[">=", "<="]
 
-#: seconds spent timing each callable of a figure (two per figure: ~0.5-1.5 s a figure)
+#: seconds spent timing each callable of a figure, over all rounds (~0.5-1.5 s a figure)
 BUDGET_S = 0.35
 #: a single timed sample runs the callable enough times to last at least this long
 MIN_SAMPLE_S = 2e-3
-MIN_REPEATS = 5
+MIN_REPEATS = 3
 MAX_REPEATS = 2000
+#: alternating rounds of masklab / peer samples per figure
+ROUNDS = 5
 
 FIGURE_WIDTH = 34
 PEER_WIDTH = 12
@@ -98,43 +100,88 @@ def machine() -> dict[str, Any]:
 # --------------------------------------------------------------------------- timing
 
 
-def measure(fn: Callable[[], object], *, budget_s: float = BUDGET_S) -> float:
-    """Median seconds per call of ``fn``: warm-up, then adaptive repeats.
+def settle_allocator(mib: int = 24) -> None:
+    """Put glibc's allocator in the state of a process that has already handled big arrays.
 
-    Each sample runs ``fn`` ``number`` times so it lasts at least ``MIN_SAMPLE_S``; the
-    number of samples fills ``budget_s`` (between ``MIN_REPEATS`` and ``MAX_REPEATS``).
-    The garbage collector is off while timing, as in :mod:`timeit`.
+    glibc serves a fresh process's multi-MiB arrays with ``mmap`` and trims the heap after
+    freeing them, so every call that allocates a frame-sized temporary pays ~500 page
+    faults per 2 MiB; freeing one large block raises the mmap and trim thresholds and ends
+    that. Which state a figure sees otherwise depends on what ran before it (decode of a
+    1920x1080 frame measured 0.26 ms or 2.9 ms on the same VM), so every run settles it
+    first: the steady state of a long-running pipeline, the same for masklab and its peer.
     """
-    # warm-up: caches, lazy imports, allocator; also a first estimate of the cost
+    import numpy as np
+
+    block = np.empty(mib << 20, np.uint8)
+    block[::4096] = 1  # touch every page so the block is really mapped
+    del block
+
+
+def _calibrate(fn: Callable[[], object], budget_s: float) -> int:
+    """Warm ``fn`` up (caches, lazy imports, allocator) and pick calls per timed sample."""
     t0 = time.perf_counter()
     fn()
     one = time.perf_counter() - t0
     warm_until = time.perf_counter() + min(0.1, 0.2 * budget_s)
     calls = 0
     t0 = time.perf_counter()
-    while calls < 2 or time.perf_counter() < warm_until:
+    while calls < 2 or (time.perf_counter() < warm_until and calls < 1000):
         fn()
         calls += 1
-        if calls >= 1000:
-            break
-    one = min(one, (time.perf_counter() - t0) / calls)
-    one = max(one, 1e-9)
+    one = max(min(one, (time.perf_counter() - t0) / calls), 1e-9)
+    return max(1, math.ceil(MIN_SAMPLE_S / one))
 
-    number = max(1, math.ceil(MIN_SAMPLE_S / one))
-    repeats = int(min(MAX_REPEATS, max(MIN_REPEATS, budget_s / (number * one))))
-    samples = []
+
+def _samples(fn: Callable[[], object], number: int, budget_s: float) -> list[float]:
+    """Seconds per call, one value per sample of ``number`` calls, until ``budget_s``."""
+    out: list[float] = []
+    stop = time.perf_counter() + budget_s
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(repeats):
+        while len(out) < MAX_REPEATS and (len(out) < MIN_REPEATS or time.perf_counter() < stop):
             t0 = time.perf_counter()
             for _ in range(number):
                 fn()
-            samples.append((time.perf_counter() - t0) / number)
+            out.append((time.perf_counter() - t0) / number)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return statistics.median(samples)
+    return out
+
+
+def measure(fn: Callable[[], object], *, budget_s: float = BUDGET_S) -> float:
+    """Median seconds per call of ``fn``: warm-up, then adaptive repeats.
+
+    Each sample runs ``fn`` enough times to last at least ``MIN_SAMPLE_S``; samples are
+    taken until ``budget_s`` is spent (at least ``MIN_REPEATS``, at most ``MAX_REPEATS``).
+    The garbage collector is off while timing, as in :mod:`timeit`.
+    """
+    number = _calibrate(fn, budget_s)
+    return statistics.median(_samples(fn, number, budget_s))
+
+
+def measure_pair(
+    a: Callable[[], object],
+    b: Callable[[], object],
+    *,
+    budget_s: float = BUDGET_S,
+    rounds: int = ROUNDS,
+) -> tuple[float, float]:
+    """Seconds per call of ``a`` and ``b``, timed in alternating rounds.
+
+    Each round takes the median of its samples (at least ``MIN_REPEATS``); the figure is
+    the best round's median. Interleaving spreads a slow spell of a shared machine over
+    both sides, and such spells only ever add time, so the quietest round is the most
+    faithful one.
+    """
+    na, nb = _calibrate(a, budget_s), _calibrate(b, budget_s)
+    ma: list[float] = []
+    mb: list[float] = []
+    for _ in range(rounds):
+        ma.append(statistics.median(_samples(a, na, budget_s / rounds)))
+        mb.append(statistics.median(_samples(b, nb, budget_s / rounds)))
+    return min(ma), min(mb)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -190,6 +237,7 @@ def make_record(
         "target": target,
         "op": op,
         "ok": ok,
+        "stat": f"best of {ROUNDS} interleaved round medians",
         "versions": versions(),
         "machine": machine(),
     }
@@ -219,8 +267,7 @@ def figure(
     op: Op = ">=",
 ) -> dict[str, Any]:
     """Time masklab (``ours``) and the peer, print the line, return the record."""
-    ours_s = measure(ours)
-    theirs_s = measure(theirs)
+    ours_s, theirs_s = measure_pair(ours, theirs)
     rec = make_record(name, ours_s, theirs_s, peer=peer, target=target, op=op)
     print(format_line(rec), flush=True)
     return rec

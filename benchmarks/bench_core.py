@@ -13,10 +13,10 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
-from _timing import agree, figure
 from pycocotools import _mask as cmask
 from pycocotools import mask as cocomask
 
+from _timing import agree, figure
 from masklab import polygon, rle
 
 SEED = 20240607
@@ -61,8 +61,9 @@ def _ring(
     elif kind == "blob":  # star-shaped, smoothly varying radius, uneven angular steps
         t = np.sort(rng.uniform(0, 2 * np.pi, n))
         harmonics = rng.normal(0, 0.25, (3, 2))
-        r = 1 + sum(a * np.cos((k + 2) * t) + b * np.sin((k + 2) * t) for k, (a, b) in
-                    enumerate(harmonics))
+        r = 1 + sum(
+            a * np.cos((k + 2) * t) + b * np.sin((k + 2) * t) for k, (a, b) in enumerate(harmonics)
+        )
         r = np.clip(r + rng.normal(0, 0.03, n), 0.3, None)
         x, y = rx * r * np.cos(t), ry * r * np.sin(t)
     else:  # a box, its edges densified as annotation tools do
@@ -201,11 +202,14 @@ def bench_instances() -> list[dict[str, Any]]:
         all(a == b for a, b in zip(rles, [rle.from_coco(d) for d in dicts], strict=True)),
         "from_coco and from_coco_batch differ",
     )
-    agree(
-        np.array_equal(areas, [rle.area(r) for r in rles]), "areas differ after parsing"
-    )
+    agree(np.array_equal(areas, [rle.area(r) for r in rles]), "areas differ after parsing")
 
     # 5. counts -> compressed string
+    singles = [cmask._frString([d]) for d in dicts]
+    agree(
+        [_counts_str(cmask._toString(one)[0]) for one in singles] == [d["counts"] for d in dicts],
+        "pycocotools single-mask _toString differs",
+    )
     ours_coco = rle.to_coco_batch(rles)
     agree(
         [d["counts"] for d in ours_coco] == [_counts_str(d) for d in cmask._toString(Rs)],
@@ -226,8 +230,11 @@ def bench_instances() -> list[dict[str, Any]]:
     # 7. IoU: detections vs perturbed ground truth, a few of it crowd regions
     gt_polys = [perturb(rng, p) for p in instances[: N_INSTANCES - N_CROWD]]
     gt_polys += [
-        [_ring(rng, rng.uniform(0, W), rng.uniform(0, H), rng.uniform(150, 300), 60).ravel()
-         .tolist()]
+        [
+            _ring(rng, rng.uniform(0, W), rng.uniform(0, H), rng.uniform(150, 300), 60)
+            .ravel()
+            .tolist()
+        ]
         for _ in range(N_CROWD)
     ]
     gt_dicts = [coco_rle(p, H, W) for p in gt_polys]
@@ -261,28 +268,57 @@ def bench_instances() -> list[dict[str, Any]]:
 
     crowd_note = f"{N_INSTANCES}x{N_INSTANCES}"
     return [
-        figure("from_coco_batch x100", lambda: rle.from_coco_batch(dicts),
-               lambda: cmask._frString(dicts), target=1),
-        figure("from_coco x100 (loop)", lambda: [rle.from_coco(d) for d in dicts],
-               lambda: [cmask._frString([d]) for d in dicts], target=1),
-        figure("to_coco_batch x100", lambda: rle.to_coco_batch(rles),
-               lambda: cmask._toString(Rs), target=1),
-        figure("RLE.to_coco x100 (loop)", lambda: [r.to_coco() for r in rles],
-               lambda: cmask._toString(Rs)),
-        figure("polygon to_rle_batch x100", lambda: polygon.to_rle_batch(instances, H, W),
-               lambda: [cocomask.merge(cocomask.frPyObjects(p, H, W)) for p in instances],
-               target=1),
-        figure("polygon to_rle x100 (loop)",
-               lambda: [polygon.to_rle(p, H, W) for p in instances],
-               lambda: [cocomask.merge(cocomask.frPyObjects(p, H, W)) for p in instances]),
-        figure(f"iou {crowd_note} ({N_CROWD} crowd)", lambda: rle.iou(rles, gts, iscrowd),
-               lambda: cocomask.iou(dicts, gt_dicts, iscrowd), target=5),
-        figure("area x100 (RLE vs dicts)", lambda: [rle.area(r) for r in rles],
-               lambda: cocomask.area(dicts)),
-        figure("bbox x100 (RLE vs dicts)", lambda: [rle.bbox(r) for r in rles],
-               lambda: cocomask.toBbox(dicts)),
-        figure("merge union of 10", lambda: rle.merge(ten),
-               lambda: cocomask.merge(ten_dicts)),
+        figure(
+            "from_coco_batch x100",
+            lambda: rle.from_coco_batch(dicts),
+            lambda: cmask._frString(dicts),
+            target=1,
+        ),
+        figure(
+            "from_coco x100 (loop)",
+            lambda: [rle.from_coco(d) for d in dicts],
+            lambda: [cmask._frString([d]) for d in dicts],
+            target=1,
+        ),
+        figure(
+            "to_coco_batch x100",
+            lambda: rle.to_coco_batch(rles),
+            lambda: cmask._toString(Rs),
+            target=1,
+        ),
+        figure(
+            "RLE.to_coco x100 (loop)",
+            lambda: [r.to_coco() for r in rles],
+            lambda: [cmask._toString(one) for one in singles],
+        ),
+        figure(
+            "polygon to_rle_batch x100",
+            lambda: polygon.to_rle_batch(instances, H, W),
+            lambda: [cocomask.merge(cocomask.frPyObjects(p, H, W)) for p in instances],
+            target=1,
+        ),
+        figure(
+            "polygon to_rle x100 (loop)",
+            lambda: [polygon.to_rle(p, H, W) for p in instances],
+            lambda: [cocomask.merge(cocomask.frPyObjects(p, H, W)) for p in instances],
+        ),
+        figure(
+            f"iou {crowd_note} ({N_CROWD} crowd)",
+            lambda: rle.iou(rles, gts, iscrowd),
+            lambda: cocomask.iou(dicts, gt_dicts, iscrowd),
+            target=5,
+        ),
+        figure(
+            "area x100 (RLE vs dicts)",
+            lambda: [rle.area(r) for r in rles],
+            lambda: cocomask.area(dicts),
+        ),
+        figure(
+            "bbox x100 (RLE vs dicts)",
+            lambda: [rle.bbox(r) for r in rles],
+            lambda: cocomask.toBbox(dicts),
+        ),
+        figure("merge union of 10", lambda: rle.merge(ten), lambda: cocomask.merge(ten_dicts)),
     ]
 
 

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
-from _timing import machine, versions  # noqa: E402
+from _timing import ROUNDS, machine, settle_allocator, versions  # noqa: E402
 
 
 def _load(path: Path) -> ModuleType:
@@ -39,11 +39,11 @@ def _header(stamp: str) -> None:
     m, v = machine(), versions()
     print(f"masklab benchmarks  {stamp}")
     print(
-        f"machine   {m['cpu']}, {m['cpu_count']} CPUs ({m['cpu_usable']} usable), "
-        f"{m['platform']}"
+        f"machine   {m['cpu']}, {m['cpu_count']} CPUs ({m['cpu_usable']} usable), {m['platform']}"
     )
     print("versions  " + ", ".join(f"{k} {val}" for k, val in v.items()))
-    print("ratio     peer / masklab (speed-up) unless the target reads '<='; medians")
+    print("ratio     peer / masklab (speed-up) unless the target reads '<=' (masklab / peer)")
+    print(f"timing    best of {ROUNDS} interleaved round medians; allocator settled first")
     print()
 
 
@@ -51,6 +51,7 @@ def main() -> int:
     now = dt.datetime.now(dt.UTC)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     _header(stamp)
+    settle_allocator()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / ".gitkeep").touch()
     out_path = RESULTS / f"{now.strftime('%Y%m%dT%H%M%SZ')}.jsonl"

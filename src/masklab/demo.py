@@ -245,8 +245,8 @@ def _layers(rng: np.random.Generator) -> list[tuple[str, Mask]]:
     """Full (amodal) shapes, bottom to top.
 
     Besides random shapes at the bottom, every scene has a leaf cut in two by a stone bar,
-    a small cell sitting on that leaf (a hole in the leaf by occlusion) and, on top, a cell
-    with a vacuole (a hole of its own).
+    a small cell sitting on that leaf (a hole in the leaf by occlusion) and, on top and
+    across the leaf's edge, a cell with a vacuole (a hole of its own).
     """
     layers = [_random_shape(rng) for _ in range(int(rng.integers(2, 5)))]
     h, w = SIZE_HW
@@ -260,9 +260,12 @@ def _layers(rng: np.random.Generator) -> list[tuple[str, Mask]]:
     bar_angle = theta + 90 + float(rng.uniform(-10, 10))
     layers.append(("stone", _bar((bar_center[0], bar_center[1]), 2 * b + 60, 18, bar_angle)))
     side = -1.0 if shift > 0 else 1.0
-    cell_center = np.round(np.array([cx, cy]) + side * 0.6 * a * u).astype(int)
-    layers.append(("cell", _disc((int(cell_center[0]), int(cell_center[1])), 14)))
-    ring_center = _point(rng, 70)
+    px, py = np.rint(np.array([cx, cy]) + side * 0.6 * a * u).astype(int).tolist()
+    layers.append(("cell", _disc((px, py), 14)))
+    v = np.array([-u[1], u[0]])  # minor axis; the ring sits on the leaf's edge there
+    edge = np.array([cx, cy]) + float(rng.choice([-1.0, 1.0])) * b * v
+    ex, ey = np.rint(edge).astype(int).tolist()
+    ring_center = (ex, ey)
     r_out = int(rng.integers(40, 56))
     ring = _disc(ring_center, r_out)
     vacuole = (ring_center[0] + int(rng.integers(-8, 9)), ring_center[1] + int(rng.integers(-8, 9)))
@@ -278,7 +281,8 @@ def _background(rng: np.random.Generator) -> npt.NDArray[np.float64]:
     yy, xx = np.mgrid[0:h, 0:w]
     t = xx * np.cos(angle) + yy * np.sin(angle)
     t = (t - t.min()) / (t.max() - t.min())
-    return c0 + (c1 - c0) * t[..., None]
+    image: npt.NDArray[np.float64] = c0 + (c1 - c0) * t[..., None]
+    return image
 
 
 def _scene(rng: np.random.Generator, index: int) -> _Scene:

@@ -1,4 +1,4 @@
-"""Public home of :mod:`masklab.core.polygon` (``from masklab.polygon import ...``); see that module."""
+"""Public home of :mod:`masklab.core.polygon`: ``from masklab.polygon import ...``."""
 
 from masklab.core.polygon import *  # noqa: F403
 from masklab.core.polygon import __all__ as __all__

@@ -1,4 +1,4 @@
-"""Public home of :mod:`masklab.core.rle` (``from masklab.rle import ...``); see that module."""
+"""Public home of :mod:`masklab.core.rle`: ``from masklab.rle import ...``."""
 
 from masklab.core.rle import *  # noqa: F403
 from masklab.core.rle import __all__ as __all__

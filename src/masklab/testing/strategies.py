@@ -158,4 +158,7 @@ def mask_lists(
 ) -> list[npt.NDArray[np.uint8]]:
     """Lists of masks that share one (non-empty) shape, for merge and iou."""
     shape = (draw(st.integers(1, max_side)), draw(st.integers(1, max_side)))
-    return draw(st.lists(binary_masks(shape=shape), min_size=min_size, max_size=max_size))
+    masks: list[npt.NDArray[np.uint8]] = draw(
+        st.lists(binary_masks(shape=shape), min_size=min_size, max_size=max_size)
+    )
+    return masks
