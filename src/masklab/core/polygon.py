@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,7 +43,6 @@ __all__ = [
 
 _SCALE = 5.0  # pycocotools snaps vertices to a 1/5 px grid
 _INT_MIN = -(2**31)  # what (int)NaN gives on x86: a zero-length edge's DDA sample
-_MAX_TRACE_POINTS = 200_000_000  # guard against absurd coordinates (memory)
 
 Coco = Sequence[Sequence[float]]
 
@@ -157,22 +157,25 @@ def _keyhole(part: Part) -> npt.NDArray[np.float64]:
 
 
 def _ring_toggles(
-    rings: list[npt.NDArray[np.float64]], h: int, w: int
+    xy: npt.NDArray[np.float64], k: npt.NDArray[np.int64], h: int, w: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Column-major toggle positions of every ring, as pycocotools' rleFrPoly finds them.
 
-    Returns ``(positions, ring index)``. All rings are traced in one vectorised pass:
-    snap to the 5x grid (C truncation), DDA along each edge with the endpoints ordered
-    so the rounding is direction-independent, then keep the steps that cross a pixel
-    column centre (5n+2 -> 5n+3) and map the crossing row with ``ceil``.
+    ``xy`` holds the vertices of all rings back to back, ``k`` the vertex count of each.
+    Returns ``(positions, ring index)``. rleFrPoly snaps vertices to a 5x grid (C
+    truncation), samples every edge with a DDA (endpoints ordered so the rounding does not
+    depend on direction), and keeps the sample steps whose ``u`` goes from ``5c+2`` to
+    ``5c+3``: a crossing of pixel column ``c``'s centre, at row ``ceil`` of the lower sample.
+    Instead of sampling every grid point, this computes those steps directly for all
+    edges of all rings at once, with the same floating-point expressions, so the result is
+    bit-identical.
     """
-    k = np.fromiter((len(r) for r in rings), np.int64, len(rings))
-    xy = np.concatenate(rings)
     gx = np.trunc(_SCALE * xy[:, 0] + 0.5).astype(np.int64)
     gy = np.trunc(_SCALE * xy[:, 1] + 0.5).astype(np.int64)
     first = np.cumsum(k) - k
+    last = first + k - 1
     nxt = np.arange(1, xy.shape[0] + 1)
-    nxt[first + k - 1] = first
+    nxt[last] = first
     xs, ys, xe, ye = gx, gy, gx[nxt], gy[nxt]
     dx, dy = np.abs(xe - xs), np.abs(ye - ys)
     xdom = dx >= dy
@@ -180,41 +183,90 @@ def _ring_toggles(
     xs, xe = np.where(flip, xe, xs), np.where(flip, xs, xe)
     ys, ye = np.where(flip, ye, ys), np.where(flip, ys, ye)
     n = np.maximum(dx, dy)
+    zero = n == 0
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.where(xdom, (ye - ys) / dx, (xe - xs) / dy)
-    npts = n + 1
-    total = int(npts.sum())
-    if total > _MAX_TRACE_POINTS:
-        raise MaskFormatError(
-            "polygon coordinates are far outside the image; clip them to the image first"
-        )
-    edge = np.repeat(np.arange(xs.size), npts)
-    d = np.arange(total) - np.repeat(np.cumsum(npts) - npts, npts)
-    t = np.where(flip[edge], n[edge] - d, d)
-    xd_e, xs_e, ys_e, sl_e = xdom[edge], xs[edge], ys[edge], slope[edge]
-    tf = t.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        u = np.where(xd_e, t + xs_e, np.trunc(xs_e + sl_e * tf + 0.5))
-        v = np.where(xd_e, np.trunc(ys_e + sl_e * tf + 0.5), t + ys_e)
-    zero = n[edge] == 0
-    u = np.where(zero, xs_e, u).astype(np.int64)
-    v = np.where(zero, _INT_MIN, v).astype(np.int64)
-    ring_of_edge = np.repeat(np.arange(len(rings)), k)
-    ring_pt = ring_of_edge[edge]
+    slope[zero] = 0.0
+    xsf, ysf = xs.astype(np.float64), ys.astype(np.float64)
+    ring_of_edge = np.repeat(np.arange(k.size), k)
 
-    step = np.flatnonzero((u[1:] != u[:-1]) & (ring_pt[1:] == ring_pt[:-1]))
-    ua, ub = u[step], u[step + 1]
-    xd = np.where(ub < ua, ub, ub - 1)
-    col, rem = np.divmod(xd - 2, 5)
-    keep = (rem == 0) & (col >= 0) & (col <= w - 1)
-    step, col = step[keep], col[keep]
-    vmin = np.minimum(v[step], v[step + 1]).astype(np.float64)
+    def minor(base: Any, e: Any, t: Any) -> Any:
+        """The DDA's rounded minor coordinate: (int)(base + s * t + .5), as in C."""
+        return np.trunc(base[e] + slope[e] * t.astype(np.float64) + 0.5).astype(np.int64)
+
+    def expand(lo: Any, cnt: Any) -> tuple[Any, Any]:
+        """Repeat index i cnt[i] times, with lo[i], lo[i] + 1, ... alongside."""
+        owner = np.repeat(np.arange(cnt.size), cnt)
+        return owner, lo[owner] + np.arange(owner.size) - (np.cumsum(cnt) - cnt)[owner]
+
+    # (a) steps inside x-major edges: u = t + xs, a crossing where t + xs = 5c + 2
+    ex = np.flatnonzero(xdom & ~zero)
+    c_lo = np.maximum(0, -((2 - xs[ex]) // 5))  # ceil((xs - 2) / 5)
+    c_hi = np.minimum(w - 1, (xs[ex] + n[ex] - 3) // 5)
+    owner, col_a = expand(c_lo, np.maximum(0, c_hi - c_lo + 1))
+    e_a = ex[owner]
+    t = 5 * col_a + 2 - xs[e_a]
+    # v is monotone along an edge, so the lower of samples t and t + 1 is known by the slope
+    vmin_a = minor(ysf, e_a, t + (slope[e_a] < 0))
+
+    # (b) steps inside y-major edges: u = trunc(xs + s t + 0.5) is monotone and moves by at
+    #     most 1, so each 5c+2 -> 5c+3 step is found by solving for t, then checked exactly.
+    ey = np.flatnonzero(~xdom & (slope != 0))
+    u_start = minor(xsf, ey, np.zeros_like(ey))
+    u_end = minor(xsf, ey, n[ey])
+    lo_u, hi_u = np.minimum(u_start, u_end), np.maximum(u_start, u_end)
+    c_lo = np.maximum(0, -((2 - lo_u) // 5))  # first K = 5c+2 >= lo_u
+    c_hi = np.minimum(w - 1, (hi_u - 3) // 5)  # last K with K + 1 <= hi_u
+    owner, col_b = expand(c_lo, np.maximum(0, c_hi - c_lo + 1))
+    e_b = ey[owner]
+    kk = 5 * col_b + 2
+    s_e = slope[e_b]
+    rising = s_e > 0
+    guess = (kk + 0.5 - xsf[e_b]) / s_e
+    # t: the last sample with u <= K (rising) or u > K (falling); the float guess can be one
+    # off, so check both neighbours with the exact expression.
+    t = np.clip(np.where(rising, np.ceil(guess) - 1, np.floor(guess)).astype(np.int64), 0, None)
+    t = np.minimum(t, n[e_b] - 1)
+    u_t = minor(xsf, e_b, t)
+    u_next = minor(xsf, e_b, t + 1)
+    t = t + (np.where(rising, u_next <= kk, u_next > kk) & (t + 2 <= n[e_b]))
+    t = t - (np.where(rising, u_t > kk, u_t <= kk) & (t > 0))
+    vmin_b = t + ys[e_b]
+
+    cols, vmins, owners = [col_a, col_b], [vmin_a, vmin_b], [e_a, e_b]
+
+    # (c) steps across edge junctions: the last sample of edge j and the first of edge j + 1
+    #     are the same vertex unless C's truncation moved a negative coordinate.
+    negative = (gx < 0) | (gy < 0)
+    if negative.any():
+        ring_neg = np.zeros(k.size, bool)
+        ring_neg[ring_of_edge[negative]] = True
+        ej = np.flatnonzero(ring_neg[ring_of_edge])
+        ej = ej[ej != last[ring_of_edge[ej]]]
+
+        def sample(e: Any, t: Any) -> tuple[Any, Any]:
+            u = np.where(xdom[e], t + xs[e], minor(xsf, e, t))
+            v = np.where(zero[e], _INT_MIN, np.where(xdom[e], minor(ysf, e, t), t + ys[e]))
+            return u, v
+
+        ua, va = sample(ej, np.where(flip[ej], 0, n[ej]))
+        ub, vb = sample(ej + 1, np.where(flip[ej + 1], n[ej + 1], 0))
+        xd = np.where(ub < ua, ub, ub - 1)
+        c, rem = np.divmod(xd - 2, 5)
+        ok = (ua != ub) & (rem == 0) & (c >= 0) & (c <= w - 1)
+        cols.append(c[ok])
+        vmins.append(np.minimum(va, vb)[ok])
+        owners.append(ej[ok])
+
+    col = np.concatenate(cols)
+    vmin = np.concatenate(vmins).astype(np.float64)
     yd = np.ceil(np.clip((vmin + 0.5) / _SCALE - 0.5, 0, h)).astype(np.int64)
-    return col * h + yd, ring_pt[step]
+    return col * h + yd, ring_of_edge[np.concatenate(owners)]
 
 
 def _rasterise(
-    rings: list[npt.NDArray[np.float64]],
+    xy: npt.NDArray[np.float64],
+    k: npt.NDArray[np.int64],
     ring_group: npt.NDArray[np.int64],
     group_item: npt.NDArray[np.int64],
     n_items: int,
@@ -223,51 +275,52 @@ def _rasterise(
     """Rasterise rings; rings of one group combine even-odd, groups of one item by union."""
     h, w = size
     n_pixels = h * w
-    if not rings or n_pixels == 0:
+    if k.size == 0 or n_pixels == 0:
         return [_rle.empty(size) for _ in range(n_items)]
-    pos, ring = _ring_toggles(rings, h, w)
-    group = ring_group[ring]
+    pos, ring = _ring_toggles(xy, k, h, w)
     # even-odd within a group: sort by (group, position), keep odd multiplicities
-    order = np.lexsort((pos, group))
-    pos, group = pos[order], group[order]
-    if pos.size > 1:
-        same = (pos[1:] == pos[:-1]) & (group[1:] == group[:-1])
-        if same.any():
-            starts = np.flatnonzero(np.r_[True, ~same])
-            mult = np.diff(np.r_[starts, pos.size])
-            odd = starts[(mult & 1) == 1]
-            pos, group = pos[odd], group[odd]
+    stride = n_pixels + 1
+    key = ring_group[ring] * stride + pos
+    key.sort(kind="stable")  # the tracer emits long monotone runs: timsort merges them fast
+    key = _odd_multiplicities(key)
+    group, pos = np.divmod(key, stride)
     item = group_item[group]
-    # union of the groups of an item: each group's toggles alternate start (+1) / end (-1)
-    rank = np.arange(pos.size) - np.repeat(*_segment_starts(group))
-    delta = np.where(rank % 2 == 0, 1, -1)
-    order = np.lexsort((pos, item))
-    pos, item, level = pos[order], item[order], np.cumsum(delta[order])
-    if pos.size:
-        last = np.r_[(pos[1:] != pos[:-1]) | (item[1:] != item[:-1]), True]
-        pos, item, level = pos[last], item[last], level[last]
-    inside = level > 0
-    prev = np.r_[False, inside[:-1]]
-    if item.size:
-        prev[np.r_[True, item[1:] != item[:-1]]] = False  # each item starts outside
-    change = (inside != prev) & (pos < n_pixels)
-    pos, item = pos[change], item[change]
-    bounds = np.searchsorted(item, np.arange(n_items + 1))
-    return [
-        _rle._trusted(size, _rle._counts_from_toggles(pos[a:b], n_pixels, assume_unique=True))
-        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
-    ]
+    groups_per_item = np.bincount(group_item, minlength=n_items)
+    multi = groups_per_item[item] > 1
+    if multi.any():
+        # union of an item's groups: each group's toggles alternate start (+1) / end (-1)
+        m_group, m_pos, m_item = group[multi], pos[multi], item[multi]
+        starts = np.flatnonzero(np.r_[True, m_group[1:] != m_group[:-1]])
+        rank = np.arange(m_pos.size) - np.repeat(starts, np.diff(np.r_[starts, m_pos.size]))
+        m_key = m_item * stride + m_pos
+        order = np.argsort(m_key, kind="stable")
+        m_key = m_key[order]
+        level = np.cumsum(np.where(rank % 2 == 0, 1, -1)[order])
+        last = np.r_[m_key[1:] != m_key[:-1], True]
+        m_key, level = m_key[last], level[last]
+        m_item = m_key // stride
+        inside = level > 0
+        prev = np.r_[False, inside[:-1]]
+        prev[np.r_[True, m_item[1:] != m_item[:-1]]] = False  # each item starts outside
+        single_key = item[~multi] * stride + pos[~multi]
+        key = np.sort(np.concatenate([single_key, m_key[inside != prev]]), kind="stable")
+    else:
+        key = item * stride + pos
+    item, pos = np.divmod(key, stride)
+    keep = pos < n_pixels  # a toggle at the very end changes nothing
+    return _rle._from_sorted_toggles(size, item[keep], pos[keep], n_items)
 
 
-def _segment_starts(
-    keys: npt.NDArray[np.int64],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """For a sorted key array: each run's first index and the run lengths."""
-    if keys.size == 0:
-        z = np.zeros(0, np.int64)
-        return z, z
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    return starts, np.diff(np.r_[starts, keys.size])
+def _odd_multiplicities(key: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Of a sorted array, the values that occur an odd number of times (once each)."""
+    if key.size < 2:
+        return key
+    same = key[1:] == key[:-1]
+    if not same.any():
+        return key
+    starts = np.flatnonzero(np.r_[True, ~same])
+    mult = np.diff(np.r_[starts, key.size])
+    return key[starts[(mult & 1) == 1]]
 
 
 def to_rle_batch(items: Sequence[Polygons | Coco], h: int, w: int) -> list[RLE]:
@@ -277,39 +330,63 @@ def to_rle_batch(items: Sequence[Polygons | Coco], h: int, w: int) -> list[RLE]:
     flat ``[x1, y1, ...]`` lists (union of rings, pycocotools' semantics).
     """
     size = _rle._check_size((h, w))
-    rings: list[npt.NDArray[np.float64]] = []
-    ring_group: list[int] = []
+    flat: list[float] = []  # COCO rings' coordinates, back to back
+    flat_len: list[int] = []
+    flat_group: list[int] = []
+    flat_where: list[tuple[int, int]] = []
+    arrays: list[npt.NDArray[np.float64]] = []  # Polygons rings
+    array_group: list[int] = []
     group_item: list[int] = []
     for i, item in enumerate(items):
         if isinstance(item, Polygons):
             for part in item.parts:
                 g = len(group_item)
                 group_item.append(i)
-                rings.append(part.outer)
-                rings.extend(part.holes)
-                ring_group.extend([g] * (1 + len(part.holes)))
-        elif isinstance(item, (str, bytes)) or not isinstance(item, Sequence):
+                arrays.append(part.outer)
+                arrays.extend(part.holes)
+                array_group.extend([g] * (1 + len(part.holes)))
+            continue
+        if isinstance(item, (str, bytes)) or not isinstance(item, Sequence):
             raise TypeError(
                 f"item {i}: expected Polygons or a list of flat [x1, y1, ...] lists, "
                 f"got {type(item).__name__}"
             )
-        else:
-            for j, ring in enumerate(item):
-                if isinstance(ring, (int, float)):
-                    raise MaskFormatError(
-                        f"item {i}: COCO polygons are a list of flat lists; wrap a single "
-                        "polygon as [[x1, y1, x2, y2, ...]]"
-                    )
-                rings.append(_ring(ring, f"item {i} polygon {j}"))
-                ring_group.append(len(group_item))
-                group_item.append(i)
-    return _rasterise(
-        rings,
-        np.asarray(ring_group, np.int64),
-        np.asarray(group_item, np.int64),
-        len(items),
-        size,
-    )
+        for j, ring in enumerate(item):
+            if isinstance(ring, (str, bytes)) or not isinstance(ring, (Sequence, np.ndarray)):
+                raise MaskFormatError(
+                    f"item {i}: COCO polygons are a list of flat lists; wrap a single "
+                    "polygon as [[x1, y1, x2, y2, ...]]"
+                )
+            flat.extend(ring)
+            flat_len.append(len(ring))
+            flat_group.append(len(group_item))
+            flat_where.append((i, j))
+            group_item.append(i)
+    lengths = np.asarray(flat_len, np.int64)
+    try:
+        coords = np.array(flat, dtype=np.float64)
+    except (TypeError, ValueError):
+        coords = np.zeros(0)
+    if (
+        coords.size != lengths.sum()
+        or (lengths % 2).any()
+        or (lengths < 6).any()
+        or not np.isfinite(coords).all()
+    ):
+        for (i, j), ring in zip(flat_where, _split(flat, flat_len), strict=True):
+            _ring(ring, f"item {i} polygon {j}")  # raises the precise error
+    xy = np.concatenate([coords.reshape(-1, 2), *arrays]) if arrays else coords.reshape(-1, 2)
+    k = np.concatenate([lengths // 2, [len(a) for a in arrays]]).astype(np.int64)
+    ring_group = np.asarray(flat_group + array_group, np.int64)
+    return _rasterise(xy, k, ring_group, np.asarray(group_item, np.int64), len(items), size)
+
+
+def _split(flat: list[float], lengths: list[int]) -> list[list[float]]:
+    out, at = [], 0
+    for n in lengths:
+        out.append(flat[at : at + n])
+        at += n
+    return out
 
 
 def to_rle(polygons: Polygons | Coco, h: int, w: int) -> RLE:

@@ -146,6 +146,42 @@ def _trusted(size: tuple[int, int], counts: npt.NDArray[np.integer[Any]]) -> RLE
     return obj
 
 
+def _from_sorted_toggles(
+    size: tuple[int, int],
+    owner: npt.NDArray[np.int64],
+    pos: npt.NDArray[np.int64],
+    n_items: int,
+) -> list[RLE]:
+    """RLEs of ``n_items`` masks from their toggle positions, sorted by (owner, position),
+    unique and below ``h*w``; the counts of all masks share one read-only buffer."""
+    n_pixels = size[0] * size[1]
+    n_tog = np.bincount(owner, minlength=n_items)
+    span = n_tog + 2  # per mask: 0, its toggles, h*w
+    start = np.cumsum(span) - span
+    seq = np.empty(int(span.sum()), np.int64)
+    inner = np.ones(seq.size, bool)
+    inner[start] = False
+    inner[start + span - 1] = False
+    seq[start] = 0
+    seq[start + span - 1] = n_pixels
+    seq[inner] = pos
+    counts = np.diff(seq)
+    keep = np.ones(counts.size, bool)
+    keep[start[1:] - 1] = False  # the step from one mask's h*w to the next mask's 0
+    counts = counts[keep].astype(_counts_dtype(n_pixels))
+    counts.flags.writeable = False
+    ends = np.cumsum(n_tog + 1).tolist()
+    out = []
+    lo = 0
+    for hi in ends:
+        obj = object.__new__(RLE)
+        object.__setattr__(obj, "size", size)
+        object.__setattr__(obj, "counts", counts[lo:hi])
+        out.append(obj)
+        lo = hi
+    return out
+
+
 def _check_size(size: object) -> tuple[int, int]:
     if isinstance(size, (str, bytes)) or not isinstance(size, (Sequence, np.ndarray)):
         raise MaskFormatError(f"RLE size must be [h, w], got {size!r}")
@@ -558,29 +594,28 @@ def _transitions(a: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         a = np.ascontiguousarray(a)
     flat = a.reshape(-1)
 
-    # 1. within-column transitions: pixel (y, x) differs from (y-1, x) -- a row-shifted compare.
+    # 1. within-column transitions: pixel (y, x) differs from (y-1, x), i.e. flat[i] from
+    #    flat[i - w]. Compare 8 pixels at a time as (possibly unaligned) uint64 words, then
+    #    look at the bytes of the few words that differ.
     n_cmp = (h - 1) * w
-    if n_cmp > 0:
-        if w % _WORD == 0 and flat.ctypes.data % _WORD == 0:
-            words = flat.view(np.uint64)
-            wq = w // _WORD
-            cand_words = np.flatnonzero(words[wq:] != words[:-wq])
-            cand = (cand_words[:, None] * _WORD + np.arange(_WORD)).reshape(-1)
-        else:
-            cand = np.flatnonzero(flat[w:] != flat[:-w])
-        lower = cand + w  # C-order index of the lower pixel of each candidate pair
-        if cand.size:
-            real = (flat[lower] != 0) != (flat[cand] != 0)
-            lower = lower[real]
-        y, x = np.divmod(lower, w)
-        # row-major -> column-major order: stable radix sort on the column
-        if lower.size > 1:
-            key = x.astype(np.uint16) if w <= 0xFFFF else x
-            order = np.argsort(key, kind="stable")
-            y, x = y[order], x[order]
-        inner = x * h + y
-    else:
-        inner = np.zeros(0, np.int64)
+    n_words = n_cmp // _WORD
+    upper_words = np.ndarray((n_words,), np.uint64, buffer=flat, offset=0)
+    lower_words = np.ndarray((n_words,), np.uint64, buffer=flat, offset=w)
+    changed = np.flatnonzero(upper_words != lower_words)
+    up = upper_words[changed].view(np.uint8)
+    lo = lower_words[changed].view(np.uint8)
+    k = np.flatnonzero((up != 0) != (lo != 0))
+    lower = changed[k >> 3] * _WORD + (k & 7) + w  # C-order index of the lower pixel
+    tail = np.arange(n_words * _WORD, n_cmp)
+    if tail.size:
+        tail = tail[(flat[tail] != 0) != (flat[tail + w] != 0)] + w
+        lower = np.concatenate([lower, tail])
+    y, x = np.divmod(lower, w)
+    # row-major -> column-major order: stable (radix) sort on the column
+    if lower.size > 1:
+        order = np.argsort(x.astype(np.uint16) if w <= 0xFFFF else x, kind="stable")
+        y, x = y[order], x[order]
+    inner = x * h + y
 
     # 2. column starts: top of column x vs bottom of column x - 1, and pixel 0 vs background.
     top = a[0] != 0
@@ -633,22 +668,33 @@ def decode_batch(rles: Sequence[RLE]) -> npt.NDArray[np.uint8]:
 
 
 def _decode_into(rle: RLE, out: npt.NDArray[np.uint8]) -> None:
-    """Write the mask into a zeroed, C-contiguous (h, w) uint8 array."""
+    """Write the mask into a zeroed, C-contiguous (h, w) uint8 array.
+
+    Only the bounding box is expanded: its columns in column-major order with np.repeat,
+    then OpenCV's blocked SIMD transpose writes the box's rows straight into ``out``.
+    """
     h = rle.size[0]
     c = rle.counts
     if c.size < 2:
         return
     ends = np.cumsum(c, dtype=np.int64)
+    last_fg = c.size - 1 - (c.size % 2)
     x0 = int(ends[0]) // h  # column of the first foreground pixel
-    x1 = (int(ends[c.size - 1 - (c.size % 2)]) - 1) // h + 1  # exclusive
-    # expand only the columns x0..x1 in column-major order, then transpose (blocked, SIMD)
+    x1 = (int(ends[last_fg]) - 1) // h + 1  # exclusive
+    fg_start = ends[0:last_fg:2]
+    fg_last = ends[1 : last_fg + 1 : 2] - 1
+    ys, ye = fg_start % h, fg_last % h
+    if x1 - x0 > 1 and ((fg_last - fg_start) >= h - ys).any():
+        y0, y1 = 0, h  # a run wraps into the next column: full height
+    else:
+        y0, y1 = int(ys.min()), int(ye.max()) + 1
     values = (
         _ALTERNATING[: c.size]
         if c.size <= _ALTERNATING.size
         else (np.arange(c.size) & 1).astype(np.uint8)
     )
     block = np.repeat(values, _clip_runs(ends, c, x0 * h, x1 * h)).reshape(x1 - x0, h)
-    out[:, x0:x1] = cv2.transpose(block)
+    cv2.transpose(block[:, y0:y1], dst=out[y0:y1, x0:x1])
 
 
 _ALTERNATING = (np.arange(1 << 16) & 1).astype(np.uint8)
