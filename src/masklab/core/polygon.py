@@ -184,9 +184,8 @@ def _ring_toggles(
     ys, ye = np.where(flip, ye, ys), np.where(flip, ys, ye)
     n = np.maximum(dx, dy)
     zero = n == 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(xdom, (ye - ys) / dx, (xe - xs) / dy)
-    slope[zero] = 0.0
+    # (ye - ys) / dx for x-major edges, (xe - xs) / dy for y-major ones: n is that divisor
+    slope = np.where(xdom, ye - ys, xe - xs) / np.maximum(n, 1)
     xsf, ysf = xs.astype(np.float64), ys.astype(np.float64)
     ring_of_edge = np.repeat(np.arange(k.size), k)
 
@@ -201,13 +200,15 @@ def _ring_toggles(
 
     # (a) steps inside x-major edges: u = t + xs, a crossing where t + xs = 5c + 2
     ex = np.flatnonzero(xdom & ~zero)
-    c_lo = np.maximum(0, -((2 - xs[ex]) // 5))  # ceil((xs - 2) / 5)
-    c_hi = np.minimum(w - 1, (xs[ex] + n[ex] - 3) // 5)
-    owner, col_a = expand(c_lo, np.maximum(0, c_hi - c_lo + 1))
-    e_a = ex[owner]
-    t = 5 * col_a + 2 - xs[e_a]
+    xs_x = xs[ex]
+    c_lo = np.maximum(0, -((2 - xs_x) // 5))  # ceil((xs - 2) / 5)
+    cnt = np.maximum(0, np.minimum(w - 1, (xs_x + n[ex] - 3) // 5) - c_lo + 1)
+    col_a = np.arange(int(cnt.sum())) + np.repeat(c_lo - (np.cumsum(cnt) - cnt), cnt)
+    sl = np.repeat(slope[ex], cnt)
     # v is monotone along an edge, so the lower of samples t and t + 1 is known by the slope
-    vmin_a = minor(ysf, e_a, t + (slope[e_a] < 0))
+    t = 5 * col_a + 2 - np.repeat(xs_x, cnt) + (sl < 0)
+    vmin_a = np.trunc(np.repeat(ysf[ex], cnt) + sl * t + 0.5).astype(np.int64)
+    e_a = np.repeat(ex, cnt)
 
     # (b) steps inside y-major edges: u = trunc(xs + s t + 0.5) is monotone and moves by at
     #     most 1, so each 5c+2 -> 5c+3 step is found by solving for t, then checked exactly.
@@ -259,8 +260,9 @@ def _ring_toggles(
         owners.append(ej[ok])
 
     col = np.concatenate(cols)
-    vmin = np.concatenate(vmins).astype(np.float64)
-    yd = np.ceil(np.clip((vmin + 0.5) / _SCALE - 0.5, 0, h)).astype(np.int64)
+    # C: yd = ceil(clamp((vmin + .5) / 5 - .5, 0, h)); for integer vmin that is exactly
+    # ceil((vmin - 2) / 5), which integer floor division computes without rounding
+    yd = np.clip(-((2 - np.concatenate(vmins)) // 5), 0, h)
     return col * h + yd, ring_of_edge[np.concatenate(owners)]
 
 
@@ -282,7 +284,7 @@ def _rasterise(
     stride = n_pixels + 1
     key = ring_group[ring] * stride + pos
     key.sort(kind="stable")  # the tracer emits long monotone runs: timsort merges them fast
-    key = _odd_multiplicities(key)
+    key = _rle._odd_multiplicities(key)
     group, pos = np.divmod(key, stride)
     item = group_item[group]
     groups_per_item = np.bincount(group_item, minlength=n_items)
@@ -290,18 +292,20 @@ def _rasterise(
     if multi.any():
         # union of an item's groups: each group's toggles alternate start (+1) / end (-1)
         m_group, m_pos, m_item = group[multi], pos[multi], item[multi]
-        starts = np.flatnonzero(np.r_[True, m_group[1:] != m_group[:-1]])
-        rank = np.arange(m_pos.size) - np.repeat(starts, np.diff(np.r_[starts, m_pos.size]))
+        starts = np.flatnonzero(_rle._first_of_runs(m_group))
+        rank = np.arange(m_pos.size) - np.repeat(starts, np.diff(starts, append=m_pos.size))
         m_key = m_item * stride + m_pos
         order = np.argsort(m_key, kind="stable")
         m_key = m_key[order]
         level = np.cumsum(np.where(rank % 2 == 0, 1, -1)[order])
-        last = np.r_[m_key[1:] != m_key[:-1], True]
+        last = _rle._first_of_runs(m_key[::-1])[::-1]
         m_key, level = m_key[last], level[last]
         m_item = m_key // stride
         inside = level > 0
-        prev = np.r_[False, inside[:-1]]
-        prev[np.r_[True, m_item[1:] != m_item[:-1]]] = False  # each item starts outside
+        prev = np.empty_like(inside)
+        prev[:1] = False
+        prev[1:] = inside[:-1]
+        prev[_rle._first_of_runs(m_item)] = False  # each item starts outside
         single_key = item[~multi] * stride + pos[~multi]
         key = np.sort(np.concatenate([single_key, m_key[inside != prev]]), kind="stable")
     else:
@@ -309,18 +313,6 @@ def _rasterise(
     item, pos = np.divmod(key, stride)
     keep = pos < n_pixels  # a toggle at the very end changes nothing
     return _rle._from_sorted_toggles(size, item[keep], pos[keep], n_items)
-
-
-def _odd_multiplicities(key: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Of a sorted array, the values that occur an odd number of times (once each)."""
-    if key.size < 2:
-        return key
-    same = key[1:] == key[:-1]
-    if not same.any():
-        return key
-    starts = np.flatnonzero(np.r_[True, ~same])
-    mult = np.diff(np.r_[starts, key.size])
-    return key[starts[(mult & 1) == 1]]
 
 
 def to_rle_batch(items: Sequence[Polygons | Coco], h: int, w: int) -> list[RLE]:

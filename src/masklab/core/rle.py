@@ -136,14 +136,24 @@ def _counts_dtype(n_pixels: int) -> type[np.unsignedinteger[Any]]:
     return np.uint32 if n_pixels < _U32_LIMIT else np.uint64
 
 
+_SET_SIZE = RLE.__dict__["size"].__set__  # slot descriptors: construction without checks
+_SET_COUNTS = RLE.__dict__["counts"].__set__
+_NEW = object.__new__
+
+
+def _view(size: tuple[int, int], counts: npt.NDArray[np.unsignedinteger[Any]]) -> RLE:
+    """Wrap counts that are canonical, of the right dtype and read-only (internal)."""
+    obj = _NEW(RLE)
+    _SET_SIZE(obj, size)
+    _SET_COUNTS(obj, counts)
+    return obj
+
+
 def _trusted(size: tuple[int, int], counts: npt.NDArray[np.integer[Any]]) -> RLE:
     """Build an RLE from counts already known to be canonical (internal fast path)."""
     arr = np.asarray(counts).astype(_counts_dtype(size[0] * size[1]))  # an owned copy
     arr.flags.writeable = False
-    obj = object.__new__(RLE)
-    object.__setattr__(obj, "size", size)
-    object.__setattr__(obj, "counts", arr)
-    return obj
+    return _view(size, arr)
 
 
 def _from_sorted_toggles(
@@ -171,15 +181,7 @@ def _from_sorted_toggles(
     counts = counts[keep].astype(_counts_dtype(n_pixels))
     counts.flags.writeable = False
     ends = np.cumsum(n_tog + 1).tolist()
-    out = []
-    lo = 0
-    for hi in ends:
-        obj = object.__new__(RLE)
-        object.__setattr__(obj, "size", size)
-        object.__setattr__(obj, "counts", counts[lo:hi])
-        out.append(obj)
-        lo = hi
-    return out
+    return [_view(size, counts[lo:hi]) for lo, hi in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _check_size(size: object) -> tuple[int, int]:
@@ -244,17 +246,34 @@ def _canonicalise(counts: npt.NDArray[np.int64], n_pixels: int) -> npt.NDArray[n
     return _counts_from_toggles(toggles, n_pixels)
 
 
+def _first_of_runs(a: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """For a sorted array: True where a run of equal values starts."""
+    out = np.empty(a.size, bool)
+    out[:1] = True
+    np.not_equal(a[1:], a[:-1], out=out[1:])
+    return out
+
+
+def _odd_multiplicities(a: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Of a sorted array, the values that occur an odd number of times, once each
+    (toggles at one position cancel in pairs)."""
+    if a.size < 2:
+        return a
+    first = _first_of_runs(a)
+    if first.all():
+        return a
+    starts = np.flatnonzero(first)
+    mult = np.diff(starts, append=a.size)
+    out: npt.NDArray[np.int64] = a[starts[(mult & 1) == 1]]
+    return out
+
+
 def _counts_from_toggles(
     toggles: npt.NDArray[np.int64], n_pixels: int, *, assume_unique: bool = False
 ) -> npt.NDArray[np.int64]:
     """Counts from sorted positions where the value flips; equal positions cancel in pairs."""
-    if toggles.size and not assume_unique:
-        same = toggles[1:] == toggles[:-1]
-        if same.any():
-            # keep positions that occur an odd number of times
-            starts = np.flatnonzero(np.r_[True, ~same])
-            mult = np.diff(np.r_[starts, toggles.size])
-            toggles = toggles[starts[(mult & 1) == 1]]
+    if not assume_unique:
+        toggles = _odd_multiplicities(toggles)
     if toggles.size and toggles[-1] >= n_pixels:
         toggles = toggles[toggles < n_pixels]
     out = np.empty(toggles.size + 1, np.int64)
@@ -476,7 +495,7 @@ def _decode_strings(
         for s, slot in zip(strings, slots, strict=True):
             _string_to_counts(s, f"RLE {slot}")
         raise MaskFormatError("RLE: a compressed string is truncated (ends mid-value)")
-    n_vals = np.diff(np.r_[-1, val_end])
+    n_vals = np.diff(val_end, prepend=-1)
     owner = np.repeat(np.arange(len(strings)), n_vals)
     first = np.cumsum(n_vals) - n_vals
     local = np.arange(vals.size) - first[owner]
@@ -486,8 +505,8 @@ def _decode_strings(
     sv = vals[order]
     sc = chain[order]
     cs = np.cumsum(sv)
-    seg_start = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
-    base = np.repeat(cs[seg_start] - sv[seg_start], np.diff(np.r_[seg_start, sv.size]))
+    seg_start = np.flatnonzero(_first_of_runs(sc))
+    base = np.repeat(cs[seg_start] - sv[seg_start], np.diff(seg_start, append=sv.size))
     counts = np.empty_like(vals)
     counts[order] = cs - base
     counts[local == 0] = vals[local == 0]
@@ -525,7 +544,7 @@ def to_coco_batch(rles: Sequence[RLE], *, compressed: bool = True) -> list[dict[
         # value i ends at the i-th char without the continuation bit
         ends = np.flatnonzero(is_last)
         char_end = ends[first + lens - 1] + 1
-        char_first = np.r_[0, char_end[:-1]]
+        char_first = np.concatenate([[0], char_end[:-1]])
     blob = chars.tobytes()
     return [
         {"size": [r.size[0], r.size[1]], "counts": blob[a:b].decode("ascii")}
@@ -622,7 +641,7 @@ def _transitions(a: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
     bottom = a[h - 1] != 0
     starts = np.flatnonzero(top[1:] != bottom[:-1]) + 1
     if top[0]:
-        starts = np.r_[0, starts]
+        starts = np.concatenate([[0], starts])
     starts = starts * h
     if not inner.size:
         out: npt.NDArray[np.int64] = starts.astype(np.int64)
@@ -793,7 +812,7 @@ def merge(rles: Sequence[RLE], op: MergeOp = "union") -> RLE:
     delta = np.concatenate(delta_parts)
     order = np.argsort(pos, kind="stable")
     pos, level = pos[order], np.cumsum(delta[order])
-    last = np.r_[pos[1:] != pos[:-1], True] if pos.size else np.zeros(0, bool)
+    last = _first_of_runs(pos[::-1])[::-1]
     pos, level = pos[last], level[last]
     if op == "union":
         inside = level > 0
@@ -801,7 +820,8 @@ def merge(rles: Sequence[RLE], op: MergeOp = "union") -> RLE:
         inside = level == n
     else:  # difference: the first mask (weight n) and none of the others
         inside = level == n
-    change = inside != np.r_[False, inside[:-1]]
+    change = inside.copy()
+    np.not_equal(inside[1:], inside[:-1], out=change[1:])
     return _trusted(size, _counts_from_toggles(pos[change], n_pixels, assume_unique=True))
 
 
