@@ -438,3 +438,12 @@ def test_empty_and_full_constructors():
     assert rle.area(rle.full((3, 4))) == 12
     assert rle.area(rle.empty((3, 4))) == 0
     assert rle.full((0, 3)) == rle.empty((0, 3))
+
+
+def test_iou_of_large_frames_does_not_overflow():
+    """Runs of many masks are laid back to back: positions beyond 2**31 need 64 bits."""
+    a = rle.crop(rle.full((100, 100)), [-46000, -46000, 46100, 46100])  # 100x100 at the corner
+    b = rle.translate(a, -50, 0)
+    masks = [a] * 2
+    out = rle.iou(masks, [b, a], [False, True])
+    assert out.tolist() == [[50 * 100 / (150 * 100), 1.0]] * 2

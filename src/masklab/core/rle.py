@@ -844,47 +844,64 @@ def iou(
         raise MaskFormatError(f"iscrowd has {crowd.size} entries for {ng} ground-truth masks")
     if nd == 0 or ng == 0:
         return np.zeros((nd, ng), np.float64)
-    _common_size([*dts, *gts], "iou")
-    masks = [*dts, *gts]
-    lens = np.fromiter((r.counts.size for r in masks), np.int64, len(masks))
-    allc = np.concatenate([r.counts for r in masks]).astype(np.int64)
-    # per-mask cumulative ends: global cumsum minus each mask's offset
-    ends = np.cumsum(allc)
-    first = np.cumsum(lens) - lens
-    offset = np.repeat(ends[first] - allc[first], lens)
-    ends -= offset
-    local = np.arange(allc.size) - np.repeat(first, lens)
-    fg = (local & 1) == 1
-    owner = np.repeat(np.arange(len(masks)), lens)[fg]
-    e = ends[fg]
-    s = e - allc[fg]
-    areas = np.bincount(owner, weights=allc[fg], minlength=len(masks))
-    order = np.argsort(s, kind="stable")
-    s, e, owner = s[order], e[order], owner[order]
-    # every overlapping pair (i, j), i before j in start order, has s[j] in [s[i], e[i])
-    hi = np.searchsorted(s, e, side="left")
-    n_after = hi - np.arange(1, s.size + 1)
-    flat_inter: npt.NDArray[np.float64] = np.zeros(nd * ng, np.float64)
-    total = int(n_after.sum())
-    if total:
-        ii = np.repeat(np.arange(s.size), n_after)
-        jj = np.arange(total) - np.repeat(np.cumsum(n_after) - n_after, n_after) + ii + 1
-        oi, oj = owner[ii], owner[jj]
-        cross = (oi < nd) != (oj < nd)
-        ii, jj, oi, oj = ii[cross], jj[cross], oi[cross], oj[cross]
-        overlap = np.minimum(e[ii], e[jj]) - s[jj]
-        d = np.where(oi < nd, oi, oj)
-        g = np.where(oi < nd, oj, oi) - nd
-        flat_inter = np.bincount(d * ng + g, weights=overlap, minlength=nd * ng).astype(
-            np.float64, copy=False
-        )
-    inter = flat_inter.reshape(nd, ng)
-    ad = areas[:nd, None]
-    ag = areas[None, nd:]
-    union = np.where(crowd[None, :], ad, ad + ag - inter)
+    size = _common_size([*dts, *gts], "iou")
+    # global positions run over all masks back to back: int32 while that fits
+    dtype = np.int32 if (max(nd, ng) + 1) * size[0] * size[1] < 2**31 else np.int64
+    a, b, md, area_d = _runs_by_start(dts, dtype)
+    c, d, mg, area_g = _runs_by_start(gts, dtype)
+    # Each overlapping (dt run, gt run) pair is found once: either the gt run starts inside
+    # the dt run, or the dt run starts strictly inside the gt run.
+    lo = np.searchsorted(c, a, side="left")
+    i1, j1 = _expand_ranges(lo, np.searchsorted(c, b, side="left"))
+    lo = np.searchsorted(a, c, side="right")
+    j2, i2 = _expand_ranges(lo, np.searchsorted(a, d, side="left"))
+    ov1 = np.minimum(b[i1], d[j1]) - c[j1]
+    ov2 = np.minimum(b[i2], d[j2]) - a[i2]
+    pair = np.concatenate([md[i1] * ng + mg[j1], md[i2] * ng + mg[j2]])
+    inter = np.bincount(
+        pair, weights=np.concatenate([ov1, ov2]).astype(np.float64), minlength=nd * ng
+    ).reshape(nd, ng)
+    ad = area_d[:, None]
+    union = np.where(crowd[None, :], ad, ad + area_g[None, :] - inter)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(union > 0, inter / union, 0.0)
+        out: npt.NDArray[np.float64] = np.where(union > 0, inter / union, 0.0)
     return out
+
+
+def _runs_by_start(
+    rles: Sequence[RLE], dtype: type[np.signedinteger[Any]]
+) -> tuple[Any, Any, Any, npt.NDArray[np.float64]]:
+    """Foreground runs of many same-size masks as (starts, ends, mask index), sorted by
+    start, and each mask's area."""
+    n_pixels = rles[0].size[0] * rles[0].size[1]
+    parts: list[npt.NDArray[Any]] = []
+    n_runs = np.empty(len(rles), np.int64)
+    for i, r in enumerate(rles):
+        parts.append(r.counts)
+        if r.counts.size % 2:  # pad to (bg, fg) pairs: foreground is then every odd entry
+            parts.append(_ZERO_RUN)
+        n_runs[i] = (r.counts.size + 1) // 2
+    allc = np.concatenate(parts).astype(dtype)
+    length = allc[1::2]
+    owner = np.repeat(np.arange(len(rles), dtype=dtype), n_runs)
+    # masks are back to back, so a run's position inside its own mask is its global end
+    # minus n_pixels for every mask before it
+    e = np.cumsum(allc)[1::2] - owner * dtype(n_pixels)
+    s = e - length
+    areas = np.bincount(owner, weights=length, minlength=len(rles))
+    order = np.argsort(s, kind="stable")  # each mask's runs are sorted: a k-way merge
+    return s[order], e[order], owner[order], areas
+
+
+_ZERO_RUN = np.zeros(1, np.uint32)
+
+
+def _expand_ranges(lo: Any, hi: Any) -> tuple[Any, Any]:
+    """All pairs (i, j) with lo[i] <= j < hi[i]."""
+    n = np.maximum(hi - lo, 0)
+    i = np.repeat(np.arange(n.size), n)
+    j = np.arange(i.size) + np.repeat(lo - (np.cumsum(n) - n), n)
+    return i, j
 
 
 # --------------------------------------------------------------------------- geometry
