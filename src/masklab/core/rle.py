@@ -888,7 +888,7 @@ def _runs_by_start(
     # minus n_pixels for every mask before it
     e = np.cumsum(allc)[1::2] - owner * dtype(n_pixels)
     s = e - length
-    areas = np.bincount(owner, weights=length, minlength=len(rles))
+    areas = np.bincount(owner, weights=length, minlength=len(rles)).astype(np.float64)
     order = np.argsort(s, kind="stable")  # each mask's runs are sorted: a k-way merge
     return s[order], e[order], owner[order], areas
 
