@@ -447,3 +447,12 @@ def test_iou_of_large_frames_does_not_overflow():
     masks = [a] * 2
     out = rle.iou(masks, [b, a], [False, True])
     assert out.tolist() == [[50 * 100 / (150 * 100), 1.0]] * 2
+
+
+def test_batch_reading_canonicalises_zero_length_runs():
+    """pycocotools keeps zero-length runs in the strings it writes (§1.7); reading them
+    in a batch merges them away, like the single reader."""
+    raw = [{"size": [4, 5], "counts": [3, 4, 2, 0, 0, 5, 6]}, {"size": [2, 3], "counts": [6, 0]}]
+    strings = [coco.frPyObjects(d, *d["size"]) for d in raw]
+    assert rle.from_coco_batch(strings) == [rle.from_coco(d) for d in raw]
+    assert [r.counts.tolist() for r in rle.from_coco_batch(strings)] == [[3, 4, 2, 5, 6], [6]]

@@ -193,11 +193,6 @@ def _ring_toggles(
         """The DDA's rounded minor coordinate: (int)(base + s * t + .5), as in C."""
         return np.trunc(base[e] + slope[e] * t.astype(np.float64) + 0.5).astype(np.int64)
 
-    def expand(lo: Any, cnt: Any) -> tuple[Any, Any]:
-        """Repeat index i cnt[i] times, with lo[i], lo[i] + 1, ... alongside."""
-        owner = np.repeat(np.arange(cnt.size), cnt)
-        return owner, lo[owner] + np.arange(owner.size) - (np.cumsum(cnt) - cnt)[owner]
-
     # (a) steps inside x-major edges: u = t + xs, a crossing where t + xs = 5c + 2
     ex = np.flatnonzero(xdom & ~zero)
     xs_x = xs[ex]
@@ -218,21 +213,22 @@ def _ring_toggles(
     lo_u, hi_u = np.minimum(u_start, u_end), np.maximum(u_start, u_end)
     c_lo = np.maximum(0, -((2 - lo_u) // 5))  # first K = 5c+2 >= lo_u
     c_hi = np.minimum(w - 1, (hi_u - 3) // 5)  # last K with K + 1 <= hi_u
-    owner, col_b = expand(c_lo, np.maximum(0, c_hi - c_lo + 1))
-    e_b = ey[owner]
+    cnt = np.maximum(0, c_hi - c_lo + 1)
+    col_b = np.arange(int(cnt.sum())) + np.repeat(c_lo - (np.cumsum(cnt) - cnt), cnt)
+    e_b = np.repeat(ey, cnt)
+    s_e, x_e, n_e = np.repeat(slope[ey], cnt), np.repeat(xsf[ey], cnt), np.repeat(n[ey], cnt)
     kk = 5 * col_b + 2
-    s_e = slope[e_b]
     rising = s_e > 0
-    guess = (kk + 0.5 - xsf[e_b]) / s_e
+    guess = (kk + 0.5 - x_e) / s_e
     # t: the last sample with u <= K (rising) or u > K (falling); the float guess can be one
     # off, so check both neighbours with the exact expression.
     t = np.clip(np.where(rising, np.ceil(guess) - 1, np.floor(guess)).astype(np.int64), 0, None)
-    t = np.minimum(t, n[e_b] - 1)
-    u_t = minor(xsf, e_b, t)
-    u_next = minor(xsf, e_b, t + 1)
-    t = t + (np.where(rising, u_next <= kk, u_next > kk) & (t + 2 <= n[e_b]))
+    t = np.minimum(t, n_e - 1)
+    u_t = np.trunc(x_e + s_e * t.astype(np.float64) + 0.5)
+    u_next = np.trunc(x_e + s_e * (t + 1).astype(np.float64) + 0.5)
+    t = t + (np.where(rising, u_next <= kk, u_next > kk) & (t + 2 <= n_e))
     t = t - (np.where(rising, u_t > kk, u_t <= kk) & (t > 0))
-    vmin_b = t + ys[e_b]
+    vmin_b = t + np.repeat(ys[ey], cnt)
 
     cols, vmins, owners = [col_a, col_b], [vmin_a, vmin_b], [e_a, e_b]
 

@@ -346,37 +346,32 @@ def _values_to_chars(x: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
 def _bytes_to_values(
     data: npt.NDArray[np.uint8], where: str
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Read 5-bit-group values; returns (values, index of each value's last char)."""
-    bad = np.flatnonzero((data < _ZERO_CHAR) | (data > _LAST_CHAR))
-    if bad.size:
-        i = int(bad[0])
+    """Read 5-bit-group values; returns (values, index of each value's last char).
+
+    A value's groups are little-endian and its last char has no continuation bit (0x20),
+    its bit 0x10 the sign; Horner's rule from the last char down reads all values at once.
+    """
+    if data.size and (int(data.min()) < _ZERO_CHAR or int(data.max()) > _LAST_CHAR):
+        i = int(np.flatnonzero((data < _ZERO_CHAR) | (data > _LAST_CHAR))[0])
         raise MaskFormatError(
             f"{where}: character {chr(int(data[i]))!r} at position {i} is not in COCO's "
             "compressed alphabet '0'..'o'; the string was probably mangled (e.g. str(bytes))"
         )
-    c = data.astype(np.int64) - _ZERO_CHAR
-    is_last = (c & 0x20) == 0
-    if data.size and not is_last[-1]:
+    ends = np.flatnonzero(data < _ZERO_CHAR + 0x20)  # chars without the continuation bit
+    if data.size and (ends.size == 0 or ends[-1] != data.size - 1):
         raise MaskFormatError(f"{where}: the compressed string is truncated (ends mid-value)")
-    ends = np.flatnonzero(is_last)
-    starts = np.empty_like(ends)
-    if ends.size:
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-    lengths = ends - starts + 1
-    if ends.size and int(lengths.max()) > _MAX_GROUPS:
+    if ends.size == 0:
+        return np.zeros(0, np.int64), ends
+    lengths = np.diff(ends, prepend=-1)
+    longest = int(lengths.max())
+    if longest > _MAX_GROUPS:
         raise MaskFormatError(f"{where}: a run length in the compressed string is too long")
-    if lengths.size and int(lengths.max()) == 1:
-        vals = c & 0x1F
-        neg = (c & 0x10) != 0
-        vals[neg] -= 32
-        return vals, ends
-    owner = np.repeat(np.arange(ends.size), lengths)
-    g = np.arange(data.size) - starts[owner]
-    contrib = np.left_shift(c & 0x1F, 5 * g)
-    vals = np.add.reduceat(contrib, starts) if starts.size else np.zeros(0, np.int64)
-    neg = (c[ends] & 0x10) != 0
-    vals[neg] -= np.left_shift(np.int64(1), 5 * lengths[neg])
+    digits = data.astype(np.int64) - _ZERO_CHAR
+    top = digits[ends]
+    vals = (top & 0x1F) - (top & 0x10) * 2  # the last group carries the sign
+    for j in range(1, longest):
+        more = np.flatnonzero(lengths > j)
+        vals[more] = (vals[more] << 5) | (digits[ends[more] - j] & 0x1F)
     return vals, ends
 
 
@@ -474,49 +469,61 @@ def from_coco_batch(objs: Sequence[Mapping[str, Any]]) -> list[RLE]:
 def _decode_strings(
     strings: list[bytes], sizes: list[tuple[int, int]], slots: list[int]
 ) -> list[RLE]:
+    """Decode many compressed strings in one vectorised pass; the counts of all masks
+    share one read-only buffer. Anything unusual goes through the single-string path,
+    which also words the errors."""
     lens = np.fromiter((len(s) for s in strings), np.int64, len(strings))
-    data = np.frombuffer(b"".join(strings), np.uint8)
-    if (lens == 0).any() or not data.size:
+    n_pixels = np.fromiter((h * w for h, w in sizes), np.int64, len(sizes))
+
+    def one_by_one() -> list[RLE]:
         return [
             _check_counts_array(_string_to_counts(s, f"RLE {slot}"), size, f"RLE {slot}")
             for s, size, slot in zip(strings, sizes, slots, strict=True)
         ]
-    char_end = np.cumsum(lens)
+
+    if (lens == 0).any() or (n_pixels >= _U32_LIMIT).any():
+        return one_by_one()
+    data = np.frombuffer(b"".join(strings), np.uint8)
     try:
         vals, ends = _bytes_to_values(data, "RLE")
     except MaskFormatError:
-        # find the culprit for a precise message
-        for s, slot in zip(strings, slots, strict=True):
-            _string_to_counts(s, f"RLE {slot}")
-        raise
-    # every string must end on a value boundary
-    val_end = np.searchsorted(ends, char_end - 1, side="left")
-    if not np.array_equal(ends[np.minimum(val_end, ends.size - 1)], char_end - 1):
-        for s, slot in zip(strings, slots, strict=True):
-            _string_to_counts(s, f"RLE {slot}")
-        raise MaskFormatError("RLE: a compressed string is truncated (ends mid-value)")
-    n_vals = np.diff(val_end, prepend=-1)
-    owner = np.repeat(np.arange(len(strings)), n_vals)
-    first = np.cumsum(n_vals) - n_vals
-    local = np.arange(vals.size) - first[owner]
-    # counts[m] = x[m] + counts[m-2] for m > 2, per string: segmented cumsums per parity
-    chain = np.where(local == 0, -1, owner * 2 + (local & 1))
-    order = np.argsort(chain, kind="stable")
-    sv = vals[order]
-    sc = chain[order]
-    cs = np.cumsum(sv)
-    seg_start = np.flatnonzero(_first_of_runs(sc))
-    base = np.repeat(cs[seg_start] - sv[seg_start], np.diff(seg_start, append=sv.size))
-    counts = np.empty_like(vals)
-    counts[order] = cs - base
-    counts[local == 0] = vals[local == 0]
-    # local index 1 and 2 are absolute: the chains start there, so nothing else to fix
-    result = []
-    for k, (size, slot) in enumerate(zip(sizes, slots, strict=True)):
-        lo = int(first[k])
-        seg = counts[lo : lo + int(n_vals[k])]
-        result.append(_check_counts_array(seg, size, f"RLE {slot}"))
-    return result
+        return one_by_one()  # raises with the culprit's index
+    char_last = np.cumsum(lens) - 1
+    last_val = np.searchsorted(ends, char_last)
+    if not np.array_equal(ends[np.minimum(last_val, ends.size - 1)], char_last):
+        return one_by_one()  # a string ends mid-value
+    n_vals = np.diff(last_val, prepend=-1)
+    first = last_val + 1 - n_vals
+    local = np.arange(vals.size) - np.repeat(first, n_vals)
+    # counts[m] = x[m] + counts[m - 2] for m > 2: two running sums (odd m, even m >= 2),
+    # each string's part taken relative to where it starts
+    odd = (local & 1).astype(bool)
+    chain = vals.copy()
+    chain[first] = 0
+    run_odd = np.cumsum(np.where(odd, chain, 0))
+    run_even = np.cumsum(np.where(odd, 0, chain))
+    counts = np.where(
+        odd,
+        run_odd - np.repeat(run_odd[first], n_vals),
+        run_even - np.repeat(run_even[first], n_vals),
+    )
+    counts[first] = vals[first]
+    sums = np.add.reduceat(counts, first)
+    if (counts < 0).any() or (sums != n_pixels).any():
+        return one_by_one()  # raises with the culprit's index
+    canonical = (counts != 0) | (local == 0)
+    canonical[first + n_vals - 1] &= (counts[first + n_vals - 1] != 0) | (n_vals == 1)
+    buffer = counts.astype(np.uint32)
+    buffer.flags.writeable = False
+    out = []
+    ok = np.logical_and.reduceat(canonical, first).tolist()
+    for k, (size, lo, n) in enumerate(zip(sizes, first.tolist(), n_vals.tolist(), strict=True)):
+        seg = buffer[lo : lo + n]
+        if ok[k]:
+            out.append(_view(size, seg))
+        else:
+            out.append(_trusted(size, _canonicalise(seg.astype(np.int64), size[0] * size[1])))
+    return out
 
 
 def to_coco_batch(rles: Sequence[RLE], *, compressed: bool = True) -> list[dict[str, Any]]:
@@ -665,9 +672,8 @@ def decode(rle: RLE) -> npt.NDArray[np.uint8]:
     """
     if not isinstance(rle, RLE):
         raise TypeError(f"decode takes an RLE, got {type(rle).__name__}; see rle.from_coco")
-    h, w = rle.size
-    out = np.zeros((h, w), np.uint8)
-    _decode_into(rle, out)
+    out = np.empty(rle.size, np.uint8)
+    _decode_into(rle, out, zeroed=False)
     return out
 
 
@@ -680,14 +686,14 @@ def decode_batch(rles: Sequence[RLE]) -> npt.NDArray[np.uint8]:
     if not rles:
         raise MaskFormatError("decode_batch needs at least one RLE to know (h, w)")
     size = _common_size(rles, "decode_batch")
-    out = np.zeros((len(rles), *size), np.uint8)
+    out = np.empty((len(rles), *size), np.uint8)
     for i, r in enumerate(rles):
-        _decode_into(r, out[i])
+        _decode_into(r, out[i], zeroed=False)
     return out
 
 
-def _decode_into(rle: RLE, out: npt.NDArray[np.uint8]) -> None:
-    """Write the mask into a zeroed, C-contiguous (h, w) uint8 array.
+def _decode_into(rle: RLE, out: npt.NDArray[np.uint8], *, zeroed: bool) -> None:
+    """Write the mask into a C-contiguous (h, w) uint8 array (already zero if ``zeroed``).
 
     Only the bounding box is expanded: its columns in column-major order with np.repeat,
     then OpenCV's blocked SIMD transpose writes the box's rows straight into ``out``.
@@ -695,6 +701,8 @@ def _decode_into(rle: RLE, out: npt.NDArray[np.uint8]) -> None:
     h = rle.size[0]
     c = rle.counts
     if c.size < 2:
+        if not zeroed:
+            out.fill(0)
         return
     ends = np.cumsum(c, dtype=np.int64)
     last_fg = c.size - 1 - (c.size % 2)
@@ -712,20 +720,21 @@ def _decode_into(rle: RLE, out: npt.NDArray[np.uint8]) -> None:
         if c.size <= _ALTERNATING.size
         else (np.arange(c.size) & 1).astype(np.uint8)
     )
-    block = np.repeat(values, _clip_runs(ends, c, x0 * h, x1 * h)).reshape(x1 - x0, h)
+    # runs inside columns x0..x1: only the first and the last (background) run stick out
+    runs = c.astype(np.int64)
+    runs[0] = ends[0] - x0 * h
+    if c.size % 2:
+        runs[-1] = x1 * h - ends[-2]
+    block = np.repeat(values, runs).reshape(x1 - x0, h)
     cv2.transpose(block[:, y0:y1], dst=out[y0:y1, x0:x1])
+    if not zeroed:
+        out[:y0] = 0
+        out[y1:] = 0
+        out[y0:y1, :x0] = 0
+        out[y0:y1, x1:] = 0
 
 
 _ALTERNATING = (np.arange(1 << 16) & 1).astype(np.uint8)
-
-
-def _clip_runs(
-    ends: npt.NDArray[np.int64], counts: npt.NDArray[Any], lo: int, hi: int
-) -> npt.NDArray[np.int64]:
-    """Run lengths restricted to the linear range [lo, hi)."""
-    starts = ends - counts
-    out: npt.NDArray[np.int64] = np.clip(ends, lo, hi) - np.clip(starts, lo, hi)
-    return out
 
 
 # --------------------------------------------------------------------------- measures
