@@ -352,7 +352,7 @@ def to_rle_batch(items: Sequence[Polygons | Coco], h: int, w: int) -> list[RLE]:
             group_item.append(i)
     lengths = np.asarray(flat_len, np.int64)
     try:
-        coords = np.array(flat, dtype=np.float64)
+        coords = np.fromiter(flat, np.float64, len(flat))  # faster than np.array on lists
     except (TypeError, ValueError):
         coords = np.zeros(0)
     if (
