@@ -44,6 +44,7 @@ __all__ = [
     "crop",
     "decode",
     "decode_batch",
+    "decode_box",
     "empty",
     "encode",
     "encode_batch",
@@ -677,6 +678,21 @@ def decode(rle: RLE) -> npt.NDArray[np.uint8]:
     return out
 
 
+def decode_box(rle: RLE) -> tuple[npt.NDArray[np.uint8], tuple[int, int]]:
+    """Expand only a box around the mask: ``(pixels, (x, y))`` with ``(x, y)`` the box's
+    top-left corner in the frame. Cheap for small objects in big frames (painting,
+    cropping); the box is the bounding box or taller. An empty mask gives a 0x0 box.
+
+    >>> box, xy = decode_box(encode(np.array([[0, 0, 0], [0, 1, 1]])))
+    >>> box.tolist(), xy
+    ([[1, 1]], (1, 1))
+    """
+    if rle.counts.size < 2:
+        return np.zeros((0, 0), np.uint8), (0, 0)
+    x0, _, y0, y1, block = _box_block(rle)
+    return np.ascontiguousarray(cv2.transpose(block[:, y0:y1])), (x0, y0)
+
+
 def decode_batch(rles: Sequence[RLE]) -> npt.NDArray[np.uint8]:
     """Expand RLEs of one size to a C-contiguous ``(n, h, w)`` uint8 stack.
 
@@ -698,12 +714,24 @@ def _decode_into(rle: RLE, out: npt.NDArray[np.uint8], *, zeroed: bool) -> None:
     Only the bounding box is expanded: its columns in column-major order with np.repeat,
     then OpenCV's blocked SIMD transpose writes the box's rows straight into ``out``.
     """
-    h = rle.size[0]
-    c = rle.counts
-    if c.size < 2:
+    if rle.counts.size < 2:
         if not zeroed:
             out.fill(0)
         return
+    x0, x1, y0, y1, block = _box_block(rle)
+    cv2.transpose(block[:, y0:y1], dst=out[y0:y1, x0:x1])
+    if not zeroed:
+        out[:y0] = 0
+        out[y1:] = 0
+        out[y0:y1, :x0] = 0
+        out[y0:y1, x1:] = 0
+
+
+def _box_block(rle: RLE) -> tuple[int, int, int, int, npt.NDArray[np.uint8]]:
+    """Columns x0..x1 of a non-empty mask expanded in column-major order, (x1-x0, h), and
+    the row range y0..y1 that holds its foreground."""
+    h = rle.size[0]
+    c = rle.counts
     ends = np.cumsum(c, dtype=np.int64)
     last_fg = c.size - 1 - (c.size % 2)
     x0 = int(ends[0]) // h  # column of the first foreground pixel
@@ -726,12 +754,7 @@ def _decode_into(rle: RLE, out: npt.NDArray[np.uint8], *, zeroed: bool) -> None:
     if c.size % 2:
         runs[-1] = x1 * h - ends[-2]
     block = np.repeat(values, runs).reshape(x1 - x0, h)
-    cv2.transpose(block[:, y0:y1], dst=out[y0:y1, x0:x1])
-    if not zeroed:
-        out[:y0] = 0
-        out[y1:] = 0
-        out[y0:y1, :x0] = 0
-        out[y0:y1, x1:] = 0
+    return x0, x1, y0, y1, block
 
 
 _ALTERNATING = (np.arange(1 << 16) & 1).astype(np.uint8)

@@ -1,0 +1,150 @@
+"""Every common segmentation format, read and written through the core types.
+
+One module a format (``coco``, ``voc``, ...), each with ``SPEC``, ``detect``, ``Reader``
+and ``Writer`` (see :mod:`masklab.formats._base`). This registry maps names to modules,
+imported on first use; :func:`detect` names the format of a path, :func:`convert` streams
+samples from a reader into a writer and returns the :class:`ConversionReport`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from masklab.core.labels import LabelMap
+from masklab.errors import AmbiguousFormatError, UnknownFormatError
+from masklab.formats._base import Reader, Sample, Writer
+from masklab.formats.report import ConversionReport
+
+__all__ = [
+    "ConversionReport",
+    "Reader",
+    "Sample",
+    "Writer",
+    "available",
+    "convert",
+    "detect",
+    "get",
+    "names",
+    "open_reader",
+]
+
+# name -> module; the one hand-written table of formats
+_REGISTRY: dict[str, str] = {
+    "coco": "masklab.formats.coco",
+    "coco-panoptic": "masklab.formats.coco_panoptic",
+    "yolo-seg": "masklab.formats.yolo_seg",
+    "voc": "masklab.formats.voc",
+    "cityscapes": "masklab.formats.cityscapes",
+    "ade20k": "masklab.formats.ade20k",
+    "mapillary": "masklab.formats.mapillary",
+    "camvid": "masklab.formats.camvid",
+    "kitti": "masklab.formats.kitti",
+    "png-masks": "masklab.formats.png_masks",
+    "rle-csv": "masklab.formats.rle_csv",
+    "tfrecord": "masklab.formats.tfrecord",
+    "npz": "masklab.formats.npz",
+    "labelme": "masklab.formats.labelme",
+    "sa1b": "masklab.formats.sa1b",
+}
+
+
+def names() -> list[str]:
+    """Every registered format name."""
+    return list(_REGISTRY)
+
+
+def available() -> list[str]:
+    """The registered formats whose module is installed."""
+    return [n for n, mod in _REGISTRY.items() if importlib.util.find_spec(mod) is not None]
+
+
+def get(name: str) -> ModuleType:
+    """The module of format ``name``; UnknownFormatError lists the known names."""
+    module = _REGISTRY.get(name)
+    if module is None or importlib.util.find_spec(module) is None:
+        raise UnknownFormatError(
+            f"unknown format {name!r}; known formats: {', '.join(available())}"
+        )
+    return importlib.import_module(module)
+
+
+def detect(path: str | os.PathLike[str]) -> str:
+    """Name the format of a file or folder.
+
+    Every detector gives a confidence (0-3) and a reason; the most confident wins. When
+    none matches, UnknownFormatError lists what each looked for; a tie at the top raises
+    AmbiguousFormatError naming the candidates (pass the format explicitly).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise UnknownFormatError(f"{p} does not exist", path=str(p))
+    results = [(name, get(name).detect(p)) for name in available()]
+    best = max((d.confidence for _, d in results), default=0)
+    if best == 0:
+        reasons = "; ".join(f"{name}: {d.reason}" for name, d in results)
+        raise UnknownFormatError(
+            f"cannot tell the format of {p}; pass --from FORMAT. Looked for: {reasons}",
+            path=str(p),
+        )
+    top = [name for name, d in results if d.confidence == best]
+    if len(top) > 1:
+        why = "; ".join(f"{name}: {d.reason}" for name, d in results if d.confidence == best)
+        raise AmbiguousFormatError(
+            f"{p} looks like several formats ({why}); pass --from FORMAT", path=str(p)
+        )
+    return top[0]
+
+
+def open_reader(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    *,
+    labels: LabelMap | None = None,
+    strict: bool = False,
+) -> Reader:
+    """A reader for ``path`` (format detected when not given)."""
+    name = format or detect(path)
+    reader: Reader = get(name).Reader(path, labels=labels, strict=strict)
+    return reader
+
+
+def convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    to: str,
+    source_format: str | None = None,
+    labels: LabelMap | None = None,
+    strict: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+    **options: Any,
+) -> ConversionReport:
+    """Convert a dataset from one format to another, one sample at a time.
+
+    The reader's problems and the writer's losses end up in the returned report; the
+    output appears at ``dst`` only when the conversion finished (strict mode stops at
+    the first problem and leaves ``dst`` untouched).
+    """
+    reader = open_reader(src, source_format, labels=labels, strict=strict)
+    writer_cls = get(to).Writer
+    with writer_cls(
+        dst, labels=labels or reader.labels, strict=strict, overwrite=overwrite, **options
+    ) as writer:
+        for sample in reader:
+            writer.write(sample)
+            writer.report.samples += 1
+            writer.report.instances += len(sample.instances)
+            if progress is not None:
+                progress(1)
+    report: ConversionReport = writer.report
+    report.source = reader.spec.name
+    report.target = to
+    report.merge(reader.report)
+    return report

@@ -1,0 +1,388 @@
+"""The contract every format module follows, and the helpers they share.
+
+A format module (``masklab/formats/<name>.py``) holds:
+
+* ``SPEC``: a :class:`FormatSpec` (name, kind, what it can hold);
+* ``detect(path) -> Detection``: confidence 0-3 and a reason, reading a few KB at most;
+* ``Reader(path, *, labels=None, strict=False)``: iterating yields :class:`Sample` one at a
+  time (memory does not grow with the dataset); ``.labels`` is the dataset's
+  :class:`~masklab.core.labels.LabelMap`, known before iteration; ``.report`` collects
+  problems per record. With ``strict=True`` the first problem raises
+  :class:`~masklab.errors.FormatError` naming the file and record.
+* ``Writer(path, *, labels, strict=False, overwrite=False, **options)``: a context
+  manager; ``write(sample)`` per sample; on a clean exit the output, staged in a temporary
+  sibling, replaces ``path`` atomically; ``.report`` says what the target could not hold.
+
+Samples carry core types: instances (:class:`~masklab.core.instances.Instance`) and/or a
+class-index map; writers convert between the two with :func:`semantic_of` and
+:func:`instances_of`, which report what the conversion changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from masklab.core import rle
+from masklab.core.instances import (
+    Instance,
+    instances_to_semantic,
+    semantic_to_instances,
+)
+from masklab.core.labels import LabelMap
+from masklab.errors import FormatError, MaskFormatError
+from masklab.formats.report import ConversionReport
+
+__all__ = [
+    "Capabilities",
+    "Detection",
+    "FormatSpec",
+    "Reader",
+    "Sample",
+    "Writer",
+    "image_size",
+    "instances_of",
+    "place_image",
+    "read_png",
+    "semantic_of",
+    "write_png",
+]
+
+Kind = Literal["instances", "semantic", "panoptic"]
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a format can hold; everything else a writer reports as a loss."""
+
+    holes: bool = True
+    parts: bool = True
+    overlap: bool = False
+    crowd: bool = False
+    scores: bool = False
+    semantic: bool = False  # class-index maps (pixels without instance identity)
+    instances: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FormatSpec:
+    """A format's name and nature."""
+
+    name: str
+    description: str
+    kind: Kind
+    holds: Capabilities
+    extensions: tuple[str, ...] = ()
+    can_read: bool = True
+    can_write: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """How sure a detector is that a path holds its format (0 no .. 3 certain), and why."""
+
+    confidence: int
+    reason: str
+
+    @classmethod
+    def no(cls, reason: str) -> Detection:
+        return cls(0, reason)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image and its masks, in core types.
+
+    ``size`` is ``(h, w)``. ``semantic`` is a class-index map of that size (ids of the
+    reader's LabelMap), ``alpha`` an opacity mask (0-255, no labels). ``image`` is the
+    image file when there is one; ``image_bytes`` the encoded image for formats that embed
+    it.
+    """
+
+    id: str
+    size: tuple[int, int]
+    image: Path | None = None
+    instances: tuple[Instance, ...] = ()
+    semantic: npt.NDArray[np.integer[Any]] | None = None
+    alpha: npt.NDArray[np.uint8] | None = None
+    subset: str | None = None
+    image_bytes: bytes | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def h(self) -> int:
+        return self.size[0]
+
+    @property
+    def w(self) -> int:
+        return self.size[1]
+
+
+class Reader:
+    """Base of format readers: path, strict mode, label map, report."""
+
+    spec: ClassVar[FormatSpec]
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, labels: LabelMap | None = None, strict: bool = False
+    ) -> None:
+        self.path = Path(path)
+        self.strict = strict
+        self.report = ConversionReport(source=self.spec.name)
+        self._labels = labels
+
+    @property
+    def labels(self) -> LabelMap:
+        """The dataset's label map (the one given, else what the files say)."""
+        return self._labels if self._labels is not None else LabelMap()
+
+    def __iter__(self) -> Iterator[Sample]:
+        raise NotImplementedError
+
+    def problem(self, path: object, record: object, error: Exception | str) -> None:
+        """Report a bad record and go on; in strict mode raise FormatError for it."""
+        message = str(error)
+        if self.strict:
+            raise FormatError(
+                f"{path}: record {record}: {message}", path=str(path), record=record
+            ) from (error if isinstance(error, Exception) else None)
+        self.report.problem(path, record, message)
+
+
+class Writer:
+    """Base of format writers: staging folder, atomic replace, report."""
+
+    spec: ClassVar[FormatSpec]
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        labels: LabelMap,
+        strict: bool = False,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> None:
+        self.path = Path(path)
+        self.labels = labels
+        self.strict = strict
+        self.overwrite = overwrite
+        self.options = options
+        self.report = ConversionReport(target=self.spec.name)
+        if self.path.exists() and not overwrite and _non_empty(self.path):
+            raise FormatError(
+                f"{self.path} already exists; write to a new path or pass overwrite=True",
+                path=str(self.path),
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._stage = Path(
+            tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        )
+        self._closed = False
+
+    @property
+    def stage(self) -> Path:
+        """Where to write; becomes ``path`` on close (a folder output)."""
+        return self._stage
+
+    def write(self, sample: Sample) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Write what is written once at the end (index files); override as needed."""
+
+    def close(self) -> ConversionReport:
+        """Finish, then move the staged output into place."""
+        if self._closed:
+            return self.report
+        self.finish()
+        self._commit()
+        self._closed = True
+        return self.report
+
+    def _commit(self) -> None:
+        """Replace ``path`` by the staged folder (or by the single file inside it)."""
+        target = self.path
+        if target.exists():
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+        os.replace(self._stage, target)
+
+    def abort(self) -> None:
+        """Drop the staged output; ``path`` is left as it was."""
+        shutil.rmtree(self._stage, ignore_errors=True)
+        self._closed = True
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def fail(self, sample: Sample, instance: int | None, error: Exception | str) -> None:
+        """Report a sample or instance that cannot be written; strict mode raises."""
+        if self.strict:
+            raise FormatError(
+                f"{sample.id}: instance {instance}: {error}", path=str(sample.image), record=sample.id
+            ) from (error if isinstance(error, Exception) else None)
+        self.report.problem(sample.image or sample.id, sample.id if instance is None else f"{sample.id}#{instance}", error)
+
+
+def _non_empty(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+def semantic_of(
+    sample: Sample,
+    report: ConversionReport,
+    *,
+    order: Literal["given", "area"] = "given",
+    background: int = 0,
+) -> npt.NDArray[np.integer[Any]]:
+    """The sample's class-index map; painted from its instances when it has none, with
+    any contested pixels reported as an ``overlap`` loss."""
+    if sample.semantic is not None:
+        return sample.semantic
+    painted = instances_to_semantic(
+        sample.instances, sample.size, order=order, overlap="last", background=background
+    )
+    if painted.contested_px:
+        report.loss(
+            sample.id,
+            None,
+            "overlap",
+            f"{painted.contested_px} px claimed by several instances; the later one kept them",
+        )
+    for i, inst in enumerate(sample.instances):
+        if inst.iscrowd:
+            report.loss(sample.id, i, "crowd", "crowd region painted as its class")
+    return painted.array
+
+
+def instances_of(
+    sample: Sample,
+    labels: LabelMap,
+    *,
+    connectivity: Literal[4, 8] = 8,
+) -> tuple[Instance, ...]:
+    """The sample's instances; split from its class map (connected components per class,
+    stuff classes whole, background and ignore left out) when it has none."""
+    if sample.instances or sample.semantic is None:
+        return sample.instances
+    stuff = [lab.id for lab in labels if not lab.isthing and lab.role == "class"]
+    skip = [lab.id for lab in labels if lab.role in ("background", "ignore")]
+    if not skip and 0 not in labels:
+        skip = [0]
+    return tuple(
+        semantic_to_instances(sample.semantic, connectivity=connectivity, stuff=stuff, skip=skip)
+    )
+
+
+def check_size(sample_id: str, mask: rle.RLE, size: tuple[int, int]) -> None:
+    """MaskFormatError if a mask's size differs from its image's."""
+    if mask.size != size:
+        raise MaskFormatError(
+            f"mask of {sample_id} has size {list(mask.size)} but its image is {list(size)}; "
+            "fix the image size or re-encode the mask"
+        )
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_png(path: Path) -> npt.NDArray[Any]:
+    """Pixels of a PNG as stored: palette indices for mode P, 16-bit values kept, RGB(A)
+    as (h, w, 3|4). FormatError naming the file if it cannot be decoded."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return np.asarray(im, dtype=np.int32 if im.mode == "I" else np.uint16)
+            return np.asarray(im)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise FormatError(f"{path}: cannot read the image: {err}", path=str(path)) from err
+
+
+def write_png(
+    path: Path, array: npt.NDArray[Any], *, palette: npt.NDArray[np.uint8] | None = None
+) -> None:
+    """Write a mask PNG losslessly: uint8 (mode L, or P with ``palette``), uint16 (16-bit
+    grayscale), (h, w, 3|4) uint8 as RGB(A)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.ascontiguousarray(array)
+    if arr.ndim == 2 and arr.dtype == np.uint8:
+        im = Image.fromarray(arr)
+        if palette is not None:  # putpalette turns the L image into a P image
+            pal = np.zeros((256, 3), np.uint8)
+            pal[: len(palette)] = palette[:256]
+            im.putpalette(pal.reshape(-1).tolist())
+    elif arr.ndim == 2 and arr.dtype in (np.uint16, np.int32, np.int64):
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise MaskFormatError(f"{path}: values outside 0..65535 do not fit a 16-bit PNG")
+        im = Image.fromarray(arr.astype(np.uint16))
+    elif arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.dtype == np.uint8:
+        im = Image.fromarray(arr)
+    else:
+        raise MaskFormatError(f"{path}: cannot write a {arr.dtype} array of shape {arr.shape}")
+    im.save(path, format="PNG")
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(h, w)`` of an image from its header."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, SyntaxError) as err:
+        raise FormatError(f"{path}: cannot read the image: {err}", path=str(path)) from err
+    return h, w
+
+
+def place_image(sample: Sample, dst: Path) -> bool:
+    """Put the sample's image at ``dst``: a hard link when possible, else a copy; the
+    embedded bytes when the source had no file. False if there is no image at all."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if sample.image is not None and sample.image.is_file():
+        try:
+            os.link(sample.image, dst)
+        except OSError:
+            shutil.copyfile(sample.image, dst)
+        return True
+    if sample.image_bytes is not None:
+        dst.write_bytes(sample.image_bytes)
+        return True
+    return False
+
+
+def find_images(folder: Path) -> dict[str, Path]:
+    """Image files directly in ``folder``, by stem."""
+    if not folder.is_dir():
+        return {}
+    return {
+        p.stem: p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    }
