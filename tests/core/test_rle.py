@@ -456,3 +456,12 @@ def test_batch_reading_canonicalises_zero_length_runs():
     strings = [coco.frPyObjects(d, *d["size"]) for d in raw]
     assert rle.from_coco_batch(strings) == [rle.from_coco(d) for d in raw]
     assert [r.counts.tolist() for r in rle.from_coco_batch(strings)] == [[3, 4, 2, 5, 6], [6]]
+
+
+@given(strategies.binary_masks())
+def test_decode_box_holds_all_foreground_at_its_corner(mask):
+    box, (x, y) = rle.decode_box(rle.encode(mask))
+    frame = np.zeros_like(mask)
+    frame[y : y + box.shape[0], x : x + box.shape[1]] = box
+    np.testing.assert_array_equal(frame, mask)
+    assert box.flags.c_contiguous

@@ -151,9 +151,7 @@ def _paint(
     for i in _paint_order(instances, order):
         inst = instances[i]
         if inst.mask.size != size:
-            raise MaskFormatError(
-                f"instance {i} has size {inst.mask.size} but the frame is {size}"
-            )
+            raise MaskFormatError(f"instance {i} has size {inst.mask.size} but the frame is {size}")
         box, (x, y) = _rle.decode_box(inst.mask)
         if box.size == 0:
             continue
@@ -242,7 +240,6 @@ def panoptic_to_instances(
     known = {s.id for s in segments}
     unknown = [int(v) for v in present.tolist() if v != 0 and v not in known]
     out = [
-        Instance(_rle.encode(arr == s.id), s.class_id, id=s.id, iscrowd=s.iscrowd)
-        for s in segments
+        Instance(_rle.encode(arr == s.id), s.class_id, id=s.id, iscrowd=s.iscrowd) for s in segments
     ]
     return out, unknown

@@ -296,4 +296,3 @@ def _as_rgb(value: Any) -> RGB:
     if len(vals) < 3:
         raise LabelMapError(f"a colour needs 3 values (r, g, b), got {list(value)!r}")
     return (vals[0], vals[1], vals[2])
-

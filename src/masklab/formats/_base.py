@@ -244,9 +244,15 @@ class Writer:
         """Report a sample or instance that cannot be written; strict mode raises."""
         if self.strict:
             raise FormatError(
-                f"{sample.id}: instance {instance}: {error}", path=str(sample.image), record=sample.id
+                f"{sample.id}: instance {instance}: {error}",
+                path=str(sample.image),
+                record=sample.id,
             ) from (error if isinstance(error, Exception) else None)
-        self.report.problem(sample.image or sample.id, sample.id if instance is None else f"{sample.id}#{instance}", error)
+        self.report.problem(
+            sample.image or sample.id,
+            sample.id if instance is None else f"{sample.id}#{instance}",
+            error,
+        )
 
 
 def _non_empty(path: Path) -> bool:
