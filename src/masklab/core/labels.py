@@ -125,8 +125,10 @@ class LabelMap:
         labels include "background" gets that role.
 
         >>> spec = {(0, 0, 0): ["background"], (1, 1, 1): ["person", "sitting"]}
-        >>> [(lab.id, lab.names, lab.color, lab.role) for lab in LabelMap.from_mask_labels(spec)]
-        [(0, ('background',), (0, 0, 0), 'background'), (1, ('person', 'sitting'), (1, 1, 1), 'class')]
+        >>> for lab in LabelMap.from_mask_labels(spec):
+        ...     print(lab.id, lab.names, lab.color, lab.role)
+        0 ('background',) (0, 0, 0) background
+        1 ('person', 'sitting') (1, 1, 1) class
         """
         labels = []
         for i, (value, names) in enumerate(mask_labels.items()):
