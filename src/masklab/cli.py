@@ -7,22 +7,32 @@ errors go to stderr as ``error: <message>`` with exit code 1, a traceback only w
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from masklab import __version__
 from masklab import demo as _demo
-from masklab.errors import MaskLabError
+from masklab.core.labels import LabelMap
+from masklab.errors import LabelMapError, MaskLabError
 
 __all__ = ["app", "main"]
 
@@ -180,6 +190,189 @@ def demo(
     if not result.ok:
         more = f" (and {len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
         _fail(f"demo check failed: {result.problems[0]}{more}")
+
+
+def _progress(what: str) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_stderr(),
+        transient=True,
+    )
+
+
+def _length(reader: Any) -> int | None:
+    """The reader's sample count when it can tell cheaply (for the progress bar)."""
+    try:
+        return len(reader)
+    except TypeError:
+        return None
+
+
+def _load_labels(path: Path | None) -> LabelMap | None:
+    """A LabelMap json ({"labels": [...]}) or ClearML mask_labels ({"r,g,b": [names]})."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise LabelMapError(f"{path}: cannot read the label map: {err}") from err
+    if isinstance(data, dict) and "labels" in data:
+        return LabelMap.from_dict(data)
+    if isinstance(data, dict) and "mask_labels" in data:
+        data = data["mask_labels"]
+    if not isinstance(data, dict):
+        raise LabelMapError(f"{path}: a label map is a json object")
+    parsed: dict[Any, Any] = {}
+    for key, names in data.items():
+        parts = [int(v) for v in str(key).strip("[]() ").replace(",", " ").split()]
+        parsed[tuple(parts) if len(parts) > 1 else parts[0]] = names
+    return LabelMap.from_mask_labels(parsed)
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
+        out[key.replace("-", "_")] = _parse_value(value)
+    return out
+
+
+def _parse_value(value: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
+@app.command()
+def info(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(exists=True, resolve_path=True, help="File or folder.")],
+    source_format: Annotated[
+        str | None, typer.Option("--from", help="The format; detected when not given.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", exists=True, help="A label map json.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Describe a dataset: format, images, instances, classes, mask sizes, problems."""
+    from masklab.formats import open_reader
+    from masklab.formats.summary import summarize
+
+    with _reported(ctx):
+        reader = open_reader(path, source_format, labels=_load_labels(labels))
+        with _progress("reading") as bar:
+            task = bar.add_task("read", total=_length(reader))
+            summary = summarize(reader, progress=lambda n: bar.advance(task, n))
+    if json_out:
+        _stdout().print_json(data=summary.to_dict())
+        return
+    out = _stdout()
+    out.print(
+        f"{escape(summary.path)}: [bold]{summary.format}[/], {summary.images} images, "
+        f"{summary.instances} instances ({summary.crowd} crowd, {summary.empty_masks} empty), "
+        f"{summary.semantic_maps} class maps, {summary.alpha_masks} alpha masks",
+        highlight=False,
+    )
+    table = Table(box=box.SIMPLE, show_edge=False)
+    for col in ("id", "class", "instances", "pixels"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for c in sorted(summary.classes.values(), key=lambda c: c.id):
+        table.add_row(str(c.id), escape(c.name), str(c.instances), str(c.pixels))
+    out.print(table)
+    sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in summary.sizes.most_common(5))
+    out.print(f"mask sizes (h x w): {sizes or '-'}", highlight=False)
+    _print_problems(out, summary.report)
+
+
+def _print_problems(out: Console, report: Any) -> None:
+    for color, n in report.unknown_colors.most_common(10):
+        out.print(f"unknown colour {color}: {n} px", highlight=False)
+    for p in report.problems[:20]:
+        out.print(f"problem: {escape(p.path)} record {p.record}: {escape(p.message)}")
+    if len(report.problems) > 20:
+        out.print(f"... and {len(report.problems) - 20} more problems (see --json)")
+
+
+@app.command()
+def convert(
+    ctx: typer.Context,
+    src: Annotated[Path, typer.Argument(exists=True, resolve_path=True, help="Source dataset.")],
+    dst: Annotated[Path, typer.Argument(resolve_path=True, help="Where to write.")],
+    to: Annotated[str, typer.Option("--to", help="Target format.")],
+    source_format: Annotated[
+        str | None, typer.Option("--from", help="Source format; detected when not given.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", exists=True, help="A label map json.")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first problem.")] = False,
+    report_file: Annotated[
+        Path | None, typer.Option("--report", help="Write the conversion report as json.")
+    ] = None,
+    mask_encoding: Annotated[
+        str | None, typer.Option("--mask-encoding", help="COCO: polygon, rle or auto.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace DST.")] = False,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Writer option KEY=VALUE.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Convert a dataset to another format and report what the conversion kept."""
+    from masklab import formats
+
+    with _reported(ctx):
+        opts = _options(option or [])
+        if mask_encoding is not None:
+            opts["mask_encoding"] = mask_encoding
+        label_map = _load_labels(labels)
+        reader = formats.open_reader(src, source_format, labels=label_map, strict=strict)
+        with _progress("converting") as bar:
+            task = bar.add_task("convert", total=_length(reader))
+            report = formats.convert(
+                reader,
+                dst,
+                to=to,
+                labels=label_map,
+                strict=strict,
+                overwrite=overwrite,
+                progress=lambda n: bar.advance(task, n),
+                **opts,
+            )
+        if report_file is not None:
+            report_file.write_text(json.dumps(report.to_dict(), indent=1))
+    if json_out:
+        _stdout().print_json(data=report.to_dict())
+        return
+    out = _stdout()
+    out.print(
+        f"{report.source} -> {report.target}: {report.samples} images, {report.instances} "
+        f"instances, {report.exact} written pixel-exact; written to {escape(str(dst))}",
+        highlight=False,
+    )
+    counts = report.loss_counts()
+    if counts:
+        table = Table("what the target could not hold", "instances", box=box.SIMPLE)
+        for what, n in sorted(counts.items()):
+            table.add_row(what, str(n))
+        out.print(table)
+    _print_problems(out, report)
+    if report.problems or counts or report.unknown_colors:
+        _stderr().print(
+            f"{len(report.problems)} problems, {sum(counts.values())} losses"
+            + (f"; details in {report_file}" if report_file else "; --report FILE for details"),
+            highlight=False,
+        )
 
 
 def main() -> None:

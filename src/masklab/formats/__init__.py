@@ -115,7 +115,7 @@ def open_reader(
 
 
 def convert(
-    src: str | os.PathLike[str],
+    src: str | os.PathLike[str] | Reader,
     dst: str | os.PathLike[str],
     *,
     to: str,
@@ -126,13 +126,18 @@ def convert(
     progress: Callable[[int], None] | None = None,
     **options: Any,
 ) -> ConversionReport:
-    """Convert a dataset from one format to another, one sample at a time.
+    """Convert a dataset (a path, or an open Reader) to another format, one sample at a
+    time.
 
     The reader's problems and the writer's losses end up in the returned report; the
     output appears at ``dst`` only when the conversion finished (strict mode stops at
     the first problem and leaves ``dst`` untouched).
     """
-    reader = open_reader(src, source_format, labels=labels, strict=strict)
+    reader = (
+        src
+        if isinstance(src, Reader)
+        else open_reader(src, source_format, labels=labels, strict=strict)
+    )
     writer_cls = get(to).Writer
     with writer_cls(
         dst, labels=labels or reader.labels, strict=strict, overwrite=overwrite, **options
