@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.formats import synthetic
 
 from masklab import formats
 from masklab.errors import FormatError, UnknownFormatError
-from tests.formats import synthetic  # noqa: I001
 
 READABLE = formats.available()
 WRITABLE = [n for n in READABLE if formats.get(n).SPEC.can_write]
