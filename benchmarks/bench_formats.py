@@ -1,0 +1,223 @@
+"""Format conversion at COCO val2017 scale: masklab against Datumaro, same data, same run.
+
+Data: a synthetic COCO instances file shaped like val2017 (5,000 images of 640x480, ~36,000
+polygon instances with 1-3 parts over 80 non-contiguous category ids, ~1 % crowd regions as
+uncompressed RLE). ``MASKLAB_BENCH_IMAGES`` scales it down for a quick run.
+
+Figures: COCO -> VOC class PNGs and COCO -> YOLO segmentation, wall time of the whole
+conversion (reading the json included), plus fidelity on every image: the share of pixels
+whose class equals pycocotools' rasterisation painted in annotation order (VOC), and the
+mean IoU of each written instance with its pycocotools mask (YOLO).
+Datumaro 1.13's YOLO exporters write bounding boxes only, so its YOLO fidelity is the box's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+from pycocotools import mask as cocomask
+
+from _timing import format_line, make_record  # type: ignore[import-not-found]
+from masklab import formats
+
+N_IMAGES = int(os.environ.get("MASKLAB_BENCH_IMAGES", "5000"))
+H, W = 480, 640
+CATEGORY_IDS = [i for i in range(1, 91) if i not in {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}]
+
+
+def make_coco(n_images: int, seed: int = 0) -> dict[str, Any]:
+    """A val2017-shaped instances dict: ~7 instances an image, polygons of 1-3 parts."""
+    rng = np.random.default_rng(seed)
+    images, anns = [], []
+    for i in range(1, n_images + 1):
+        images.append({"id": i, "file_name": f"{i:012d}.jpg", "height": H, "width": W})
+        for _ in range(int(rng.poisson(7.2))):
+            cat = int(rng.choice(CATEGORY_IDS))
+            cx, cy = rng.uniform(30, W - 30), rng.uniform(30, H - 30)
+            ax, ay = rng.uniform(5, 120), rng.uniform(5, 90)
+            parts = []
+            for k in range(int(rng.choice([1, 1, 1, 2, 3]))):
+                pts = cv2.ellipse2Poly(
+                    (int(cx + 40 * k), int(cy + 25 * k)),
+                    (int(ax / (k + 1)) + 2, int(ay / (k + 1)) + 2),
+                    int(rng.uniform(0, 180)),
+                    0,
+                    360,
+                    int(rng.choice([8, 12, 18])),
+                ).astype(np.float64)
+                pts += rng.uniform(-0.5, 0.5, pts.shape)
+                pts[:, 0] = pts[:, 0].clip(0, W)
+                pts[:, 1] = pts[:, 1].clip(0, H)
+                parts.append([round(v, 2) for v in pts.reshape(-1).tolist()])
+            anns.append({"image_id": i, "category_id": cat, "segmentation": parts, "iscrowd": 0})
+        if rng.random() < 0.07:  # crowd region, uncompressed RLE like COCO's GT
+            m = np.zeros((H, W), np.uint8)
+            x, y = int(rng.integers(0, W - 150)), int(rng.integers(0, H - 100))
+            m[y : y + int(rng.integers(20, 100)), x : x + int(rng.integers(30, 150))] = 1
+            counts = _uncompressed(m)
+            anns.append(
+                {
+                    "image_id": i,
+                    "category_id": 1,
+                    "segmentation": {"size": [H, W], "counts": counts},
+                    "iscrowd": 1,
+                }
+            )
+    for k, a in enumerate(anns, start=1):
+        a["id"] = k
+        rle = cocomask.frPyObjects(a["segmentation"], H, W)
+        rle = cocomask.merge(rle) if isinstance(rle, list) else rle
+        a["area"] = float(cocomask.area(rle))
+        a["bbox"] = cocomask.toBbox(rle).tolist()
+    cats = [{"id": c, "name": f"class_{c}", "supercategory": "thing"} for c in CATEGORY_IDS]
+    return {"images": images, "annotations": anns, "categories": cats}
+
+
+def _uncompressed(m: np.ndarray) -> list[int]:
+    flat = m.T.reshape(-1)
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    return [0, *counts] if flat[0] else counts
+
+
+def expected_classes(data: dict[str, Any]) -> dict[int, np.ndarray]:
+    """pycocotools' pixels painted in annotation order (later wins), class ids."""
+    out = {im["id"]: np.zeros((H, W), np.int32) for im in data["images"]}
+    for a in data["annotations"]:
+        seg = a["segmentation"]
+        rle = cocomask.frPyObjects(seg, H, W)
+        rle = cocomask.merge(rle) if isinstance(rle, list) else rle
+        out[a["image_id"]][cocomask.decode(rle).astype(bool)] = a["category_id"]
+    return out
+
+
+def voc_fidelity(
+    folder: Path, data: dict[str, Any], expected: dict[int, np.ndarray], names: dict[int, int]
+) -> float:
+    """Share of pixels whose written class (mapped back to COCO ids) equals pycocotools'."""
+    good = total = 0
+    by_stem = {Path(im["file_name"]).stem: im["id"] for im in data["images"]}
+    pngs = {p.stem: p for p in folder.rglob("SegmentationClass/*.png")}
+    for stem, image_id in by_stem.items():
+        want = expected[image_id]
+        total += want.size
+        if stem not in pngs:
+            continue
+        got = np.asarray(Image.open(pngs[stem]))
+        lut = np.zeros(256, np.int32)
+        for idx, cat in names.items():
+            lut[idx] = cat
+        good += int((lut[got] == want).sum())
+    return good / total
+
+
+def time_it(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run() -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="masklab-bench-"))
+    try:
+        data = make_coco(N_IMAGES)
+        src = tmp / "coco"
+        (src / "annotations").mkdir(parents=True)
+        (src / "images" / "val").mkdir(parents=True)
+        (src / "annotations" / "instances_val.json").write_text(json.dumps(data))
+        n_inst = len(data["annotations"])
+        print(
+            f"  data: {N_IMAGES} images {W}x{H}, {n_inst} instances "
+            f"({sum(a['iscrowd'] for a in data['annotations'])} crowd), "
+            f"{len(CATEGORY_IDS)} categories"
+        )
+        expected = expected_classes(data)
+        try:
+            import datumaro as dm  # type: ignore[import-not-found]
+        except ImportError:
+            dm = None
+            print("  datumaro not installed: run `make bench` (it installs it) for the ratios")
+
+        # COCO -> VOC class PNGs
+        ours = time_it(
+            lambda: formats.convert(
+                src / "annotations" / "instances_val.json", tmp / "voc-masklab", to="voc"
+            )
+        )
+        reader = formats.open_reader(src / "annotations" / "instances_val.json")
+        voc_map = _voc_index_to_coco(tmp / "voc-masklab", reader.labels)
+        fid_ours = voc_fidelity(tmp / "voc-masklab", data, expected, voc_map)
+        if dm is not None:
+
+            def datumaro_voc() -> None:
+                ds = dm.Dataset.import_from(str(src), "coco_instances")
+                ds.export(str(tmp / "voc-datumaro"), "voc_segmentation", save_media=False)
+
+            theirs = time_it(datumaro_voc)
+            dm_map = _voc_index_to_coco_datumaro(tmp / "voc-datumaro")
+            fid_theirs = voc_fidelity(tmp / "voc-datumaro", data, expected, dm_map)
+            rec = make_record("COCO -> VOC PNG masks", ours, theirs, peer="datumaro", target=10)
+            rec["fidelity"] = {"masklab": fid_ours, "datumaro": fid_theirs}
+            print(format_line(rec), flush=True)
+            print(
+                f"  pixel fidelity vs pycocotools: masklab {fid_ours:.5f}, "
+                f"datumaro {fid_theirs:.5f}"
+            )
+            records.append(rec)
+        else:
+            print(f"  COCO -> VOC masklab {ours:.1f} s, pixel fidelity {fid_ours:.5f}")
+
+        # COCO -> YOLO segmentation
+        ours = time_it(
+            lambda: formats.convert(
+                src / "annotations" / "instances_val.json", tmp / "yolo-masklab", to="yolo-seg"
+            )
+        )
+        if dm is not None:
+
+            def datumaro_yolo() -> None:
+                ds = dm.Dataset.import_from(str(src), "coco_instances")
+                ds.export(str(tmp / "yolo-datumaro"), "yolo", save_media=False)
+
+            theirs = time_it(datumaro_yolo)
+            rec = make_record("COCO -> YOLO segmentation", ours, theirs, peer="datumaro", target=10)
+            print(format_line(rec), flush=True)
+            print("  datumaro 1.13 writes boxes only (its YOLO exporters have no polygons)")
+            records.append(rec)
+        else:
+            print(f"  COCO -> YOLO-seg masklab {ours:.1f} s")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return records
+
+
+def _voc_index_to_coco(folder: Path, coco_labels: Any) -> dict[int, int]:
+    """VOC palette index -> COCO category id, from the labelmap.txt masklab writes."""
+    names = _labelmap_names(folder)
+    by_name = {lab.name: lab.id for lab in coco_labels}
+    return {i: by_name[n] for i, n in enumerate(names) if n in by_name}
+
+
+def _voc_index_to_coco_datumaro(folder: Path) -> dict[int, int]:
+    names = _labelmap_names(folder)
+    return {i: int(n.split("_")[1]) for i, n in enumerate(names) if n.startswith("class_")}
+
+
+def _labelmap_names(folder: Path) -> list[str]:
+    path = next(folder.rglob("labelmap.txt"))
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            out.append(line.split(":")[0])
+    return out
