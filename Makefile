@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+# benchmarks run in their own venv: Datumaro (the peer) and its dependencies stay out of .venv
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-bench
 
 .PHONY: install demo test lint bench clean
 
@@ -25,8 +28,15 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+$(BENCH_STAMP): pyproject.toml
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e ".[dev,bench]"
+	@touch $(BENCH_STAMP)
+
+# `make bench` runs every benchmarks/bench_*.py; `make bench BENCH="core scale"` a few
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .masklab
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache .hypothesis .masklab

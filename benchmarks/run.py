@@ -59,7 +59,10 @@ def main() -> int:
     records: list[dict[str, Any]] = []
     failed: list[str] = []
     t_start = time.perf_counter()
+    wanted = set(sys.argv[1:])  # e.g. `run.py core scale`; all when empty
     for path in sorted(HERE.glob("bench_*.py")):
+        if wanted and path.stem.removeprefix("bench_") not in wanted:
+            continue
         print(f"[{path.stem}]", flush=True)
         try:
             module_records = _load(path).run()
