@@ -326,6 +326,10 @@ def convert(
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="Writer option KEY=VALUE.")
     ] = None,
+    read_option: Annotated[
+        list[str] | None,
+        typer.Option("--read-option", "-r", help="Reader option KEY=VALUE (e.g. gt=FILE)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Convert a dataset to another format and report what the conversion kept."""
@@ -336,7 +340,9 @@ def convert(
         if mask_encoding is not None:
             opts["mask_encoding"] = mask_encoding
         label_map = _load_labels(labels)
-        reader = formats.open_reader(src, source_format, labels=label_map, strict=strict)
+        reader = formats.open_reader(
+            src, source_format, labels=label_map, strict=strict, **_options(read_option or [])
+        )
         with _progress("converting") as bar:
             task = bar.add_task("convert", total=_length(reader))
             report = formats.convert(

@@ -107,10 +107,12 @@ def open_reader(
     *,
     labels: LabelMap | None = None,
     strict: bool = False,
+    **options: Any,
 ) -> Reader:
-    """A reader for ``path`` (format detected when not given)."""
+    """A reader for ``path`` (format detected when not given); ``options`` go to the
+    format's Reader (e.g. COCO's ``gt=`` for a results file)."""
     name = format or detect(path)
-    reader: Reader = get(name).Reader(path, labels=labels, strict=strict)
+    reader: Reader = get(name).Reader(path, labels=labels, strict=strict, **options)
     return reader
 
 

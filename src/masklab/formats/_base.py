@@ -334,10 +334,15 @@ def read_png(path: Path) -> npt.NDArray[Any]:
 
 
 def write_png(
-    path: Path, array: npt.NDArray[Any], *, palette: npt.NDArray[np.uint8] | None = None
+    path: Path,
+    array: npt.NDArray[Any],
+    *,
+    palette: npt.NDArray[np.uint8] | None = None,
+    compress_level: int = 1,
 ) -> None:
     """Write a mask PNG losslessly: uint8 (mode L, or P with ``palette``), uint16 (16-bit
-    grayscale), (h, w, 3|4) uint8 as RGB(A)."""
+    grayscale), (h, w, 3|4) uint8 as RGB(A). zlib level 1 by default: masks are mostly
+    flat, so it is several times faster than PIL's 6 for a few percent more bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = np.ascontiguousarray(array)
     if arr.ndim == 2 and arr.dtype == np.uint8:
@@ -354,7 +359,7 @@ def write_png(
         im = Image.fromarray(arr)
     else:
         raise MaskFormatError(f"{path}: cannot write a {arr.dtype} array of shape {arr.shape}")
-    im.save(path, format="PNG")
+    im.save(path, format="PNG", compress_level=compress_level)
 
 
 def image_size(path: Path) -> tuple[int, int]:
