@@ -39,7 +39,7 @@ from masklab.core.instances import (
     instances_to_semantic,
     semantic_to_instances,
 )
-from masklab.core.labels import LabelMap
+from masklab.core.labels import Label, LabelMap
 from masklab.errors import FormatError, MaskFormatError
 from masklab.formats.report import ConversionReport
 
@@ -306,6 +306,15 @@ def instances_of(
     return tuple(
         semantic_to_instances(sample.semantic, connectivity=connectivity, stuff=stuff, skip=skip)
     )
+
+
+def with_background(labels: LabelMap) -> LabelMap:
+    """The map with a ``background`` label at id 0 when it has no background and 0 is
+    free: class maps painted from instances (COCO has no background category) are 0
+    where no instance is, and a reader must find that value in the map."""
+    if labels.background_id is not None or 0 in labels:
+        return labels
+    return labels.with_label(Label(0, ("background",), (0, 0, 0), isthing=False, role="background"))
 
 
 def check_size(sample_id: str, mask: rle.RLE, size: tuple[int, int]) -> None:

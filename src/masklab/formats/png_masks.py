@@ -757,6 +757,8 @@ class Writer(_base.Writer):
         layout = options.get("layout", "index")
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if layout in ("index", "color"):
+            labels = _base.with_background(labels)  # painted maps are 0 where no instance is
         super().__init__(path, labels=labels, strict=strict, overwrite=overwrite, **options)
         self.layout: Layout = layout
         self._fill = next(iter(labels.ignore_ids), labels.background_id or 0)
