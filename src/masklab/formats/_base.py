@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Literal
+from typing import Any, BinaryIO, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -212,7 +212,7 @@ class Writer:
         return self.report
 
     def _commit(self) -> None:
-        """Replace ``path`` by the staged folder (or by the single file inside it)."""
+        """Replace ``path`` by the staged folder (every writer's output is a folder)."""
         target = self.path
         if target.exists():
             if target.is_dir():
@@ -371,14 +371,21 @@ def write_png(
     im.save(path, format="PNG", compress_level=compress_level)
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """``(h, w)`` of an image from its header."""
+def image_size(source: Path | BinaryIO, *, exif: bool = False) -> tuple[int, int]:
+    """``(h, w)`` of an image from its header. With ``exif`` an EXIF quarter turn
+    (orientations 5-8) swaps width and height, as Ultralytics' ``exif_size`` and labelme
+    do when they load the image."""
+    where = source if isinstance(source, Path) else "embedded image"
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             w, h = im.size
+            turned = exif and im.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
     except (OSError, SyntaxError) as err:
-        raise FormatError(f"{path}: cannot read the image: {err}", path=str(path)) from err
-    return h, w
+        raise FormatError(f"{where}: cannot read the image: {err}", path=str(where)) from err
+    return (w, h) if turned else (h, w)
+
+
+_EXIF_ORIENTATION = 0x0112
 
 
 def place_image(sample: Sample, dst: Path) -> bool:

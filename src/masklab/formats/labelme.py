@@ -75,7 +75,6 @@ VERSION = "5.5.0"  # the labelme version whose files the writer imitates (mask s
 AREA_SHAPES = ("polygon", "oriented_rectangle", "rectangle", "circle", "mask")
 NOT_MASKS = ("point", "points", "line", "linestrip")
 MAX_LABELS_TXT = 10_000  # largest id written to labels.txt (one line per id)
-_EXIF_ORIENTATION = 0x0112
 _MARGIN = 2  # px around a shape's box that PIL may touch (outline rounding)
 _LABEL_KEY = re.compile(r'"label"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
@@ -399,9 +398,9 @@ class Reader(_base.Reader):
         given = (h, w) if isinstance(h, int) and isinstance(w, int) and h >= 0 and w >= 0 else None
         actual: tuple[int, int] | None = None
         if image is not None:
-            actual = _oriented_size(image)
+            actual = _base.image_size(image, exif=True)
         elif given is None and image_bytes is not None:
-            actual = _oriented_size(io.BytesIO(image_bytes))
+            actual = _base.image_size(io.BytesIO(image_bytes), exif=True)
         if given is not None and actual is not None and given != actual:
             self.problem(
                 f,
@@ -415,18 +414,6 @@ class Reader(_base.Reader):
                 "no imageHeight/imageWidth and no image to read the size from; add them"
             )
         return size
-
-
-def _oriented_size(source: Path | io.BytesIO) -> tuple[int, int]:
-    """``(h, w)`` of an image as labelme shows it: EXIF orientations 5-8 (a quarter
-    turn, which labelme applies on load) swap the stored width and height."""
-    try:
-        with Image.open(source) as im:
-            w, h = im.size
-            turned = im.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
-    except (OSError, SyntaxError) as err:
-        raise FormatError(f"cannot read the image: {err}") from err
-    return (w, h) if turned else (h, w)
 
 
 # --------------------------------------------------------------------------- writer

@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from masklab.core import polygon, rle
 from masklab.core.instances import Instance
@@ -77,7 +76,6 @@ SPLITS = ("train", "val", "test")
 COORD_MIN, COORD_MAX = -0.01, 1.01  # Ultralytics' bounds for normalised values (§3.1)
 MIN_POINTS = 3
 DECIMALS = 6
-_EXIF_ORIENTATION = 0x0112
 
 
 # --------------------------------------------------------------------------- data.yaml
@@ -527,7 +525,7 @@ class Reader(_base.Reader):
 
     def _read(self, sample_id: str, image: Path, subset: str | None) -> Sample | None:
         try:
-            h, w = image_size(image)
+            h, w = _base.image_size(image, exif=True)
         except FormatError as err:
             self.problem(image, sample_id, f"{err}; the rows cannot be scaled without its size")
             return None
@@ -594,18 +592,6 @@ class Reader(_base.Reader):
             )
         xy = coords.reshape(-1, 2) * np.array([w, h], np.float64)
         return cls, xy.reshape(-1).tolist()
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """``(h, w)`` of an image as Ultralytics sees it (``exif_size``): an EXIF quarter turn
-    (orientations 5-8) swaps the stored width and height."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            turned = im.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
-    except (OSError, SyntaxError) as err:
-        raise FormatError(f"{path}: cannot read the image: {err}", path=str(path)) from err
-    return (w, h) if turned else (h, w)
 
 
 def _is_float(token: str) -> bool:
