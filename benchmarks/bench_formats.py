@@ -101,24 +101,49 @@ def expected_classes(data: dict[str, Any]) -> dict[int, np.ndarray]:
     return out
 
 
-def voc_fidelity(
-    folder: Path, data: dict[str, Any], expected: dict[int, np.ndarray], names: dict[int, int]
-) -> float:
-    """Share of pixels whose written class (mapped back to COCO ids) equals pycocotools'."""
+def voc_fidelity(folder: Path, data: dict[str, Any], expected: dict[int, np.ndarray]) -> float:
+    """Share of pixels whose written class equals pycocotools' painting. Class PNGs may be
+    palette indices (masklab) or RGB colours (Datumaro): both go through labelmap.txt to
+    the class name ``class_<coco id>``."""
+    names, colors = _labelmap(folder)
+    index_to_cat = np.zeros(256, np.int32)
+    color_to_cat: dict[int, int] = {}
+    for i, (name, color) in enumerate(zip(names, colors, strict=True)):
+        cat = int(name.split("_")[1]) if name.startswith("class_") else 0
+        index_to_cat[i] = cat
+        color_to_cat[color[0] | color[1] << 8 | color[2] << 16] = cat
     good = total = 0
-    by_stem = {Path(im["file_name"]).stem: im["id"] for im in data["images"]}
     pngs = {p.stem: p for p in folder.rglob("SegmentationClass/*.png")}
-    for stem, image_id in by_stem.items():
-        want = expected[image_id]
+    for im in data["images"]:
+        want = expected[im["id"]]
         total += want.size
-        if stem not in pngs:
+        png = pngs.get(Path(im["file_name"]).stem)
+        if png is None:
             continue
-        got = np.asarray(Image.open(pngs[stem]))
-        lut = np.zeros(256, np.int32)
-        for idx, cat in names.items():
-            lut[idx] = cat
-        good += int((lut[got] == want).sum())
+        got = np.asarray(Image.open(png))
+        if got.ndim == 3:
+            key = (
+                got[..., 0].astype(np.int64) | got[..., 1] << 8 | got[..., 2].astype(np.int64) << 16
+            )
+            values, inverse = np.unique(key, return_inverse=True)
+            lut = np.array([color_to_cat.get(int(v), -1) for v in values.tolist()])
+            cats = lut[inverse].reshape(want.shape)
+        else:
+            cats = index_to_cat[got]
+        good += int((cats == want).sum())
     return good / total
+
+
+def _labelmap(folder: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
+    path = next(folder.rglob("labelmap.txt"))
+    names, colors = [], []
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, rgb = line.split(":")[:2]
+        names.append(name)
+        colors.append(tuple(int(v) for v in rgb.split(",")) if rgb else (0, 0, 0))
+    return names, colors  # type: ignore[return-value]
 
 
 def time_it(fn: Any) -> float:
@@ -136,6 +161,10 @@ def run() -> list[dict[str, Any]]:
         (src / "annotations").mkdir(parents=True)
         (src / "images" / "val").mkdir(parents=True)
         (src / "annotations" / "instances_val.json").write_text(json.dumps(data))
+        # the JPEGs exist, as in COCO (Datumaro needs them for the image sizes)
+        ok, jpeg = cv2.imencode(".jpg", np.full((H, W, 3), 127, np.uint8))
+        for im in data["images"]:
+            (src / "images" / "val" / im["file_name"]).write_bytes(jpeg.tobytes())
         n_inst = len(data["annotations"])
         print(
             f"  data: {N_IMAGES} images {W}x{H}, {n_inst} instances "
@@ -155,9 +184,7 @@ def run() -> list[dict[str, Any]]:
                 src / "annotations" / "instances_val.json", tmp / "voc-masklab", to="voc"
             )
         )
-        reader = formats.open_reader(src / "annotations" / "instances_val.json")
-        voc_map = _voc_index_to_coco(tmp / "voc-masklab", reader.labels)
-        fid_ours = voc_fidelity(tmp / "voc-masklab", data, expected, voc_map)
+        fid_ours = voc_fidelity(tmp / "voc-masklab", data, expected)
         if dm is not None:
 
             def datumaro_voc() -> None:
@@ -165,8 +192,7 @@ def run() -> list[dict[str, Any]]:
                 ds.export(str(tmp / "voc-datumaro"), "voc_segmentation", save_media=False)
 
             theirs = time_it(datumaro_voc)
-            dm_map = _voc_index_to_coco_datumaro(tmp / "voc-datumaro")
-            fid_theirs = voc_fidelity(tmp / "voc-datumaro", data, expected, dm_map)
+            fid_theirs = voc_fidelity(tmp / "voc-datumaro", data, expected)
             rec = make_record("COCO -> VOC PNG masks", ours, theirs, peer="datumaro", target=10)
             rec["fidelity"] = {"masklab": fid_ours, "datumaro": fid_theirs}
             print(format_line(rec), flush=True)
@@ -200,24 +226,3 @@ def run() -> list[dict[str, Any]]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return records
-
-
-def _voc_index_to_coco(folder: Path, coco_labels: Any) -> dict[int, int]:
-    """VOC palette index -> COCO category id, from the labelmap.txt masklab writes."""
-    names = _labelmap_names(folder)
-    by_name = {lab.name: lab.id for lab in coco_labels}
-    return {i: by_name[n] for i, n in enumerate(names) if n in by_name}
-
-
-def _voc_index_to_coco_datumaro(folder: Path) -> dict[int, int]:
-    names = _labelmap_names(folder)
-    return {i: int(n.split("_")[1]) for i, n in enumerate(names) if n.startswith("class_")}
-
-
-def _labelmap_names(folder: Path) -> list[str]:
-    path = next(folder.rglob("labelmap.txt"))
-    out = []
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            out.append(line.split(":")[0])
-    return out

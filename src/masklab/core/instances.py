@@ -216,14 +216,19 @@ def instances_to_panoptic(
     seg_ids = list(ids) if ids is not None else list(range(1, len(instances) + 1))
     if len(seg_ids) != len(instances) or 0 in seg_ids or len(set(seg_ids)) != len(seg_ids):
         raise MaskFormatError("panoptic segment ids must be unique, non-zero, one per instance")
+    # paint local indices 1..n, count what stayed visible, then map to the segment ids
+    local = list(range(1, len(instances) + 1))
     array, contested = _paint(
-        instances, seg_ids, size, np.int32, order=order, overlap=overlap, fill=0
+        instances, local, size, np.int32, order=order, overlap=overlap, fill=0
     )
-    present = set(np.unique(array).tolist()) if contested else None
+    visible = np.bincount(array.reshape(-1), minlength=len(instances) + 1)
+    if ids is not None:
+        lut = np.array([0, *seg_ids], np.int32)
+        array = lut[array]
     segments = tuple(
         Segment(sid, inst.class_id, inst.iscrowd)
-        for sid, inst in zip(seg_ids, instances, strict=True)
-        if (present is None and inst.area > 0) or (present is not None and sid in present)
+        for k, (sid, inst) in enumerate(zip(seg_ids, instances, strict=True), start=1)
+        if visible[k] > 0
     )
     return Painted(array, contested, segments)
 

@@ -705,7 +705,7 @@ class Writer(_base.Writer):
         self, sample: Sample, classes: npt.NDArray[np.integer[Any]], *, painted: bool
     ) -> npt.NDArray[np.uint8]:
         """The class map as palette indices; ids VOC cannot hold become void, reported."""
-        values, counts = np.unique(classes, return_counts=True)
+        values, counts = _value_counts(classes)
         bad = [
             (int(v), int(n))
             for v, n in zip(values.tolist(), counts.tolist(), strict=True)
@@ -771,3 +771,16 @@ def _subsets_of(sample: Sample) -> list[str]:
     else:
         names = [sample.subset or DEFAULT_SUBSET]
     return [n for n in names if _safe_relpath(n) is not None and "/" not in n] or [DEFAULT_SUBSET]
+
+
+def _value_counts(
+    a: npt.NDArray[np.integer[Any]],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Distinct values and their counts: one bincount pass for small non-negative ids
+    (class maps), np.unique otherwise."""
+    if a.size and a.dtype.kind in "ui" and 0 <= int(a.min()) and int(a.max()) < 1 << 16:
+        counts = np.bincount(a.reshape(-1))
+        values = np.flatnonzero(counts)
+        return values, counts[values]
+    values, counts = np.unique(a, return_counts=True)
+    return values.astype(np.int64), counts
