@@ -28,6 +28,7 @@ from pycocotools import mask as cocomask
 
 from _timing import format_line, make_record  # type: ignore[import-not-found]
 from masklab import formats
+from masklab.core.labels import voc_color
 
 N_IMAGES = int(os.environ.get("MASKLAB_BENCH_IMAGES", "5000"))
 H, W = 480, 640
@@ -142,7 +143,8 @@ def _labelmap(folder: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
             continue
         name, rgb = line.split(":")[:2]
         names.append(name)
-        colors.append(tuple(int(v) for v in rgb.split(",")) if rgb else (0, 0, 0))
+        # an empty colour means the VOC colour map by line index (Datumaro writes that)
+        colors.append(tuple(int(v) for v in rgb.split(",")) if rgb else voc_color(len(names) - 1))
     return names, colors  # type: ignore[return-value]
 
 
@@ -188,7 +190,10 @@ def run() -> list[dict[str, Any]]:
         if dm is not None:
 
             def datumaro_voc() -> None:
+                # Datumaro's VOC exporter writes Mask annotations only: COCO polygons need
+                # its polygons_to_masks transform first, or they are silently left out
                 ds = dm.Dataset.import_from(str(src), "coco_instances")
+                ds = ds.transform("polygons_to_masks")
                 ds.export(str(tmp / "voc-datumaro"), "voc_segmentation", save_media=False)
 
             theirs = time_it(datumaro_voc)

@@ -76,6 +76,7 @@ class Painted:
     array: npt.NDArray[np.integer[Any]]
     contested_px: int  # pixels claimed by two or more instances (the overlap policy chose)
     segments: tuple[Segment, ...] = ()
+    visible_px: tuple[int, ...] = ()  # per instance, pixels it kept (panoptic painting)
 
 
 def smallest_dtype(max_value: int) -> type[np.unsignedinteger[Any]] | type[np.int32]:
@@ -207,30 +208,33 @@ def instances_to_panoptic(
     order: PaintOrder = "given",
     overlap: Overlap = "last",
     ids: Sequence[int] | None = None,
+    dtype: Any = np.int32,
 ) -> Painted:
-    """Paint instances into a panoptic id map (int32, 0 = void) with one segment each.
+    """Paint instances into a panoptic id map (0 = void) with one segment each.
 
     Segment ids are ``ids`` if given, else 1, 2, ... in list order. A segment whose
-    pixels were all taken by others is left out of ``segments``.
+    pixels were all taken by others is left out of ``segments``; ``visible_px`` says how
+    many pixels each instance kept. ``dtype`` (int32 by default) must hold the ids.
     """
     seg_ids = list(ids) if ids is not None else list(range(1, len(instances) + 1))
     if len(seg_ids) != len(instances) or 0 in seg_ids or len(set(seg_ids)) != len(seg_ids):
         raise MaskFormatError("panoptic segment ids must be unique, non-zero, one per instance")
     # paint local indices 1..n, count what stayed visible, then map to the segment ids
     local = list(range(1, len(instances) + 1))
+    paint_dtype = smallest_dtype(len(instances)) if ids is not None else dtype
     array, contested = _paint(
-        instances, local, size, np.int32, order=order, overlap=overlap, fill=0
+        instances, local, size, paint_dtype, order=order, overlap=overlap, fill=0
     )
     visible = np.bincount(array.reshape(-1), minlength=len(instances) + 1)
     if ids is not None:
-        lut = np.array([0, *seg_ids], np.int32)
+        lut = np.array([0, *seg_ids], dtype)
         array = lut[array]
     segments = tuple(
         Segment(sid, inst.class_id, inst.iscrowd)
         for k, (sid, inst) in enumerate(zip(seg_ids, instances, strict=True), start=1)
         if visible[k] > 0
     )
-    return Painted(array, contested, segments)
+    return Painted(array, contested, segments, tuple(visible[1:].tolist()))
 
 
 def panoptic_to_instances(

@@ -653,13 +653,13 @@ class Writer(_base.Writer):
         ext = image_ext(sample, ".jpg")
         if full:
             base = self.stage / split / sample.id
-            _base.write_png(base.with_name(base.name + SEG_SUFFIX), encode_seg(classes, objects))
+            self.write_png(base.with_name(base.name + SEG_SUFFIX), encode_seg(classes, objects))
             _base.place_image(sample, base.with_name(base.name + ext))
             doc = _json_doc(sample, base.name + ext, split, kept, values, numbers, self._names)
             with base.with_name(base.name + ".json").open("w", encoding="utf-8") as f:
                 json.dump(doc, f, indent=1)
         else:
-            _base.write_png(self.stage / ANNOTATIONS_DIR / split / f"{sample.id}.png", classes)
+            self.write_png(self.stage / ANNOTATIONS_DIR / split / f"{sample.id}.png", classes)
             _base.place_image(sample, self.stage / IMAGES_DIR / split / f"{sample.id}{ext}")
 
     def _numbers(

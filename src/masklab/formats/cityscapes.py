@@ -725,12 +725,12 @@ class Writer(_base.Writer):
             city = rel.name.split("_", 1)[0] if "_" in rel.name else "default"
         base = self.stage / self._ann / split / city / rel
         stem = f"{base.name}_{self._ann}_"
-        _base.write_png(base.with_name(stem + "labelIds.png"), classes)
-        _base.write_png(base.with_name(stem + "instanceIds.png"), ids)
+        self.write_png(base.with_name(stem + "labelIds.png"), classes)
+        self.write_png(base.with_name(stem + "instanceIds.png"), ids)
         if self._color:
-            _base.write_png(base.with_name(stem + "color.png"), self.colors[classes])
+            self.write_png(base.with_name(stem + "color.png"), self.colors[classes])
         if self._train:
-            _base.write_png(base.with_name(stem + "labelTrainIds.png"), train_id_lut()[classes])
+            self.write_png(base.with_name(stem + "labelTrainIds.png"), train_id_lut()[classes])
         img = self.stage / IMAGE_DIR / split / city / rel
         _base.place_image(sample, img.with_name(f"{img.name}_{IMAGE_DIR}{image_ext(sample)}"))
 

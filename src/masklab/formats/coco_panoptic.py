@@ -517,7 +517,7 @@ class Writer(_base.Writer):
                     "iscrowd": int(inst.iscrowd),
                 }
             )
-        _base.write_png(self.stage / "annotations" / name / png_name, id_to_rgb(painted.array))
+        self.write_png(self.stage / "annotations" / name / png_name, id_to_rgb(painted.array))
         index.add_annotation(
             {"image_id": image_id, "file_name": png_name, "segments_info": segments}
         )

@@ -247,9 +247,9 @@ class Writer(cityscapes.Writer):
     ) -> None:
         sub = self.stage / (sample.subset or "training")
         rel = Path(sample.id + ".png")
-        _base.write_png(sub / SEMANTIC_DIR / rel, classes)
-        _base.write_png(sub / INSTANCE_DIR / rel, ids)
+        self.write_png(sub / SEMANTIC_DIR / rel, classes)
+        self.write_png(sub / INSTANCE_DIR / rel, ids)
         if self._color:
-            _base.write_png(sub / SEMANTIC_RGB_DIR / rel, self.colors[classes])
+            self.write_png(sub / SEMANTIC_RGB_DIR / rel, self.colors[classes])
         ext = cityscapes.image_ext(sample)
         _base.place_image(sample, (sub / IMAGE_DIR / rel).with_suffix(ext))

@@ -499,8 +499,8 @@ class Writer(_base.Writer):
             self._void_used = True
         split = self.stage / (sample.subset or "training")
         ann = split / self.version
-        _base.write_png(ann / LABELS_DIR / f"{sample.id}.png", classes, palette=self._palette())
-        _base.write_png(ann / INSTANCES_DIR / f"{sample.id}.png", ids)
+        self.write_png(ann / LABELS_DIR / f"{sample.id}.png", classes, palette=self._palette())
+        self.write_png(ann / INSTANCES_DIR / f"{sample.id}.png", ids)
         _base.place_image(sample, split / IMAGES_DIR / f"{sample.id}{image_ext(sample, '.jpg')}")
 
     def finish(self) -> None:

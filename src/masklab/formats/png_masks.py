@@ -829,9 +829,9 @@ class Writer(_base.Writer):
                 if inst.score is not None:
                     self.report.loss(sample.id, i, "score", f"score {inst.score} not kept")
         if self.layout == "index":
-            _base.write_png(base / MASKS_DIR / f"{rel}.png", self._index_pixels(sample, classes))
+            self.write_png(base / MASKS_DIR / f"{rel}.png", self._index_pixels(sample, classes))
         else:
-            _base.write_png(base / MASKS_DIR / f"{rel}.png", self._color_pixels(sample, classes))
+            self.write_png(base / MASKS_DIR / f"{rel}.png", self._color_pixels(sample, classes))
 
     def _index_pixels(
         self, sample: Sample, classes: npt.NDArray[np.integer[Any]]
@@ -901,7 +901,7 @@ class Writer(_base.Writer):
                 f"expected uint8 {list(sample.size)}",
             )
             return
-        _base.write_png(base / MASKS_DIR / f"{rel}.png", sample.alpha)
+        self.write_png(base / MASKS_DIR / f"{rel}.png", sample.alpha)
 
     # ---- instance bitmaps
 
@@ -926,7 +926,7 @@ class Writer(_base.Writer):
             if inst.score is not None:
                 self.report.loss(sample.id, i, "score", f"score {inst.score} not kept")
             file = f"{i:04d}.png"
-            _base.write_png(folder / MASKS_DIR / file, rle.decode(inst.mask) * np.uint8(255))
+            self.write_png(folder / MASKS_DIR / file, rle.decode(inst.mask) * np.uint8(255))
             classes[file] = inst.class_id
             self.report.exact += 1
         (folder / CLASSES_FILE).write_text(json.dumps(classes, indent=1), encoding="utf-8")

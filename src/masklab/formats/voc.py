@@ -638,9 +638,9 @@ class Writer(_base.Writer):
         objects, visible, classes = self._paint(sample, keep)
         if classes is not None:
             indices = self._writable_classes(sample, classes, painted=sample.semantic is None)
-            _base.write_png(self.stage / CLASS_DIR / f"{rel}.png", indices, palette=self._palette)
+            self.write_png(self.stage / CLASS_DIR / f"{rel}.png", indices, palette=self._palette)
         if objects is not None:
-            _base.write_png(
+            self.write_png(
                 self.stage / OBJECT_DIR / f"{rel}.png", objects, palette=self._objects_palette
             )
         self._count_exact(sample, keep, visible)
@@ -672,10 +672,12 @@ class Writer(_base.Writer):
         insts = [sample.instances[i] for i in keep]
         if not insts:
             return None, {}, sample.semantic
-        painted = instances_to_panoptic(insts, sample.size, overlap="last")
+        small = len(insts) <= MAX_OBJECTS
+        painted = instances_to_panoptic(
+            insts, sample.size, overlap="last", dtype=np.uint8 if small else np.int32
+        )
         ids = painted.array
-        counts = np.bincount(ids.reshape(-1), minlength=len(insts) + 1)
-        visible = {keep[j]: int(counts[j + 1]) for j in range(len(insts))}
+        visible = {keep[j]: n for j, n in enumerate(painted.visible_px)}
         for j, i in enumerate(keep):
             area = insts[j].area
             if visible[i] < area:
@@ -694,11 +696,17 @@ class Writer(_base.Writer):
                 f"capacity: a VOC object mask holds {MAX_OBJECTS} objects; instance "
                 f"{j + 1} of {len(insts)} is left out of {OBJECT_DIR}",
             )
-        objects = np.where(ids <= MAX_OBJECTS, ids, 0).astype(np.uint8)
+        objects: npt.NDArray[np.uint8] = (
+            ids.astype(np.uint8, copy=False)
+            if small
+            else np.where(ids <= MAX_OBJECTS, ids, 0).astype(np.uint8)
+        )
         if sample.semantic is not None:
             return objects, visible, sample.semantic
-        lut = np.zeros(len(insts) + 1, np.int64)
-        lut[1:] = [inst.class_id for inst in insts]
+        class_ids = [inst.class_id for inst in insts]
+        small_ids = min(class_ids) >= 0
+        lut = np.zeros(len(insts) + 1, smallest_dtype(max(class_ids)) if small_ids else np.int64)
+        lut[1:] = class_ids
         return objects, visible, lut[ids]
 
     def _writable_classes(
@@ -778,7 +786,7 @@ def _value_counts(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Distinct values and their counts: one bincount pass for small non-negative ids
     (class maps), np.unique otherwise."""
-    if a.size and a.dtype.kind in "ui" and 0 <= int(a.min()) and int(a.max()) < 1 << 16:
+    if a.size and a.dtype.kind in "ui" and int(a.min()) >= 0 and int(a.max()) < 1 << 16:
         counts = np.bincount(a.reshape(-1))
         values = np.flatnonzero(counts)
         return values, counts[values]
