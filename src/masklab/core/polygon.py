@@ -419,8 +419,9 @@ def from_mask(mask: RLE | npt.ArrayLike, *, tolerance: float = 0.0) -> Polygons:
     >>> p.parts[0].outer.tolist()
     [[0.0, 0.0], [0.0, 2.0], [1.0, 2.0], [1.0, 1.0], [2.0, 1.0], [2.0, 0.0]]
     """
+    origin = (0, 0)
     if isinstance(mask, RLE):
-        m = _rle.decode(mask)
+        m, origin = _rle.decode_box(mask)  # only the box around the mask, not the frame
     else:
         arr = np.asarray(mask)
         if arr.ndim != 2:
@@ -432,6 +433,7 @@ def from_mask(mask: RLE | npt.ArrayLike, *, tolerance: float = 0.0) -> Polygons:
     cols = np.flatnonzero(m.any(axis=0))
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     crop = m[y0:y1, x0:x1]
+    x0, y0 = x0 + origin[0], y0 + origin[1]
     # Trace at 2x: every region is a union of aligned 2x2 blocks, so each contour vertex
     # (a sub-pixel centre) rounds to the nearest pixel corner, giving the crack boundary.
     up = cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)

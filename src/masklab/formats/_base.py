@@ -390,7 +390,7 @@ def write_png(
     """Write a mask PNG losslessly: uint8 (mode L, or P with ``palette``), uint16 (16-bit
     grayscale), (h, w, 3|4) uint8 as RGB(A). zlib level 1 by default: masks are mostly
     flat, so it is several times faster than PIL's 6 for a few percent more bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     arr = np.ascontiguousarray(array)
     if arr.ndim == 2 and arr.dtype == np.uint8:
         im = Image.fromarray(arr)
@@ -408,6 +408,14 @@ def write_png(
         raise MaskFormatError(f"{path}: cannot write a {arr.dtype} array of shape {arr.shape}")
     # zlib's RLE strategy: as fast as level 1 and ~40 % smaller on flat masks
     im.save(path, format="PNG", compress_level=compress_level, compress_type=zlib.Z_RLE)
+
+
+def ensure_dir(path: Path) -> Path:
+    """``path`` as an existing folder. A stat first: on some file systems
+    ``mkdir(exist_ok=True)`` on an existing folder costs as much as writing a small file."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def image_size(source: Path | BinaryIO, *, exif: bool = False) -> tuple[int, int]:
@@ -430,7 +438,7 @@ _EXIF_ORIENTATION = 0x0112
 def place_image(sample: Sample, dst: Path) -> bool:
     """Put the sample's image at ``dst``: a hard link when possible, else a copy; the
     embedded bytes when the source had no file. False if there is no image at all."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(dst.parent)
     if sample.image is not None and sample.image.is_file():
         try:
             os.link(sample.image, dst)

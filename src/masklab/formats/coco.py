@@ -270,7 +270,7 @@ class JsonIndex:
     def add_annotation(self, record: Mapping[str, Any]) -> None:
         """Stream one annotation record to the part file."""
         if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _base.ensure_dir(self.path.parent)
             self._file = self._part.open("w", encoding="utf-8")
         self._file.write(("," if self._n else "") + _dumps(record))
         self._n += 1
@@ -278,7 +278,7 @@ class JsonIndex:
     def finish(self, head: Mapping[str, Any]) -> None:
         """Write ``{**head, "images": ..., "annotations": [...]}`` (via a temporary name)."""
         self.close()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _base.ensure_dir(self.path.parent)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with tmp.open("w", encoding="utf-8") as out:
             out.write("{")

@@ -472,7 +472,7 @@ class Writer(_base.Writer):
     def write(self, sample: Sample) -> None:
         rel = _safe_id(sample.id)
         out = self.stage / f"{rel}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
+        _base.ensure_dir(out.parent)
         image_name: str | None = None
         if sample.image is not None or sample.image_bytes is not None:
             suffix = sample.image.suffix if sample.image is not None else _suffix(sample)

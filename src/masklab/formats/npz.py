@@ -249,7 +249,7 @@ class Writer(_base.Writer):
                 arrays["attributes"] = np.array(text, np.str_)
         rel = _safe_id(sample.id)
         out = self.stage / f"{rel}.npz"
-        out.parent.mkdir(parents=True, exist_ok=True)
+        _base.ensure_dir(out.parent)
         np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
         if sample.image is not None or sample.image_bytes is not None:
             suffix = sample.image.suffix if sample.image is not None else _suffix(sample)

@@ -911,7 +911,7 @@ class Writer(_base.Writer):
         name = rel.replace("/", "__")
         folder = self._base(sample) / name
         instances = _base.instances_of(sample, self.labels)
-        (folder / MASKS_DIR).mkdir(parents=True, exist_ok=True)
+        (_base.ensure_dir(folder / MASKS_DIR))
         classes: dict[str, int] = {}
         for i, inst in enumerate(instances):
             if inst.mask.size != sample.size:
@@ -931,7 +931,7 @@ class Writer(_base.Writer):
             self.report.exact += 1
         (folder / CLASSES_FILE).write_text(json.dumps(classes, indent=1), encoding="utf-8")
         if not _base.place_image(sample, folder / IMAGES_DIR / f"{name}{_image_suffix(sample)}"):
-            (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+            (_base.ensure_dir(folder / IMAGES_DIR))
 
     def finish(self) -> None:
         """Write labels.json: the label map and the layout."""

@@ -745,7 +745,7 @@ class Writer(_base.Writer):
     def finish(self) -> None:
         """Write ImageSets/Segmentation/<subset>.txt and labelmap.txt."""
         sets_dir = self.stage.joinpath(*SETS_DIR)
-        sets_dir.mkdir(parents=True, exist_ok=True)
+        _base.ensure_dir(sets_dir)
         for subset, ids in self._lists.items():
             (sets_dir / f"{subset}.txt").write_text(
                 "".join(f"{i}\n" for i in ids), encoding="utf-8"

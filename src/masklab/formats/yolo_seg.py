@@ -652,42 +652,59 @@ class Writer(_base.Writer):
             self.fail(sample, None, "no image to place; YOLO needs the image for its size")
         h, w = sample.size
         rows: list[str] = []
+        traced: list[tuple[int, Instance, polygon.Polygons, list[list[float]]]] = []
         for i, inst in enumerate(_base.instances_of(sample, self.labels)):
-            rows += self._rows(sample, i, inst, h, w)
+            done = self._rows(sample, i, inst, h, w)
+            if done is not None:
+                rows += done[0]
+                traced.append((i, inst, done[1], done[2]))
+        # check what the rows rasterise to, all instances of the image in one batch
+        written = polygon.to_rle_batch([t[3] for t in traced], h, w) if traced else []
+        for (i, inst, polys, _), back in zip(traced, written, strict=True):
+            self._report_fidelity(sample, i, inst, polys, back)
         txt = self.stage / "labels" / subset / Path(name).with_suffix(".txt")
-        txt.parent.mkdir(parents=True, exist_ok=True)
+        _base.ensure_dir(txt.parent)
         txt.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
 
-    def _rows(self, sample: Sample, i: int, inst: Instance, h: int, w: int) -> list[str]:
+    def _rows(
+        self, sample: Sample, i: int, inst: Instance, h: int, w: int
+    ) -> tuple[list[str], polygon.Polygons, list[list[float]]] | None:
+        """The rows of one instance, its traced polygons and the rings as written (the
+        coordinates the rows say, in pixels); None when nothing is written."""
         try:
             _base.check_size(sample.id, inst.mask, sample.size)
         except MaskFormatError as err:
             self.fail(sample, i, err)
-            return []
+            return None
         if inst.iscrowd:
             self.report.loss(sample.id, i, "crowd", "crowd region left out (YOLO has no crowd)")
-            return []
+            return None
         cls = self._yolo_class(inst.class_id)
         if cls is None:
             self.report.loss(
                 sample.id, i, "class", f"class id {inst.class_id} has no YOLO class; left out"
             )
-            return []
+            return None
         if inst.score is not None:
             self.report.loss(sample.id, i, "score", f"score {inst.score:g} dropped")
         traced = polygon.from_mask(inst.mask)
         if not traced.parts:
             self.report.loss(sample.id, i, "empty", "empty mask: no row written")
-            return []
+            return None
         rows, rings = [], []
         scale = np.array([w, h], np.float64)
         for part in traced.parts:
-            norm = part.outer / scale
-            text = [f"{v:.{self.decimals}f}" for v in norm.reshape(-1).tolist()]
-            rows.append(" ".join([str(cls), *text]))
-            back = np.array(text, np.float64).reshape(-1, 2) * scale
+            values = (part.outer / scale).reshape(-1)
+            text = (f"%.{self.decimals}f " * values.size % tuple(values.tolist())).rstrip()
+            rows.append(f"{cls} {text}")
+            back = np.array(text.split(), np.float64).reshape(-1, 2) * scale
             rings.append(back.reshape(-1).tolist())
-        written = polygon.to_rle(rings, h, w)
+        return rows, traced, rings
+
+    def _report_fidelity(
+        self, sample: Sample, i: int, inst: Instance, traced: polygon.Polygons, written: rle.RLE
+    ) -> None:
+        """Compare what the rows rasterise to with the mask; report what changed."""
         exact = written == inst.mask
         iou = 1.0 if exact else float(rle.iou([written], [inst.mask])[0, 0])
         if traced.has_holes:
@@ -712,7 +729,6 @@ class Writer(_base.Writer):
             )
         if exact and len(traced.parts) == 1:
             self.report.exact += 1
-        return rows
 
     def finish(self) -> None:
         subsets = self._subsets or ["train"]
