@@ -545,3 +545,38 @@ def test_detect_rejects_panoptic_and_other_folders(shared_data, tmp_path):
     assert coco.detect(sa1b).confidence == 0  # "image" + "annotations": SA-1B, not COCO
     (tmp_path / "SegmentationClass").mkdir()
     assert coco.detect(tmp_path).confidence == 0
+
+
+def test_polygons_outside_the_image_are_read_clipped_and_reported(tmp_path):
+    """The mask keeps what lies inside (as pycocotools rasterises it); the report says so."""
+    from masklab.formats import coco as coco_format
+
+    data = {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 4, "width": 5}],
+        "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [
+            {
+                "id": 3,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentation": [[-2, -2, 3, -2, 3, 2, -2, 2]],
+            },
+            {
+                "id": 4,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentation": [[1, 1, 5, 1, 5, 4, 1, 4]],
+            },
+        ],
+    }
+    path = tmp_path / "instances_val.json"
+    path.write_text(json.dumps(data))
+    reader = coco_format.Reader(path)
+    (sample,) = list(reader)
+    assert [rle.area(i.mask) for i in sample.instances] == [6, 12]  # 3x2 inside, 4x3 on the edge
+    assert reader.report.clipped == 1
+    (loss,) = reader.report.losses
+    assert (loss.sample, loss.instance, loss.what) == ("a", 0, "clipped")
+    assert "annotation 3" in loss.detail

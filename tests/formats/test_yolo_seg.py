@@ -337,3 +337,22 @@ def test_exif_quarter_turn_swaps_the_size_as_ultralytics_does(tmp_path):
     assert sample.size == (40, 20)
     flat = [0.1 * 20, 0.1 * 40, 0.5 * 20, 0.1 * 40, 0.5 * 20, 0.5 * 40]
     np.testing.assert_array_equal(rle.decode(sample.instances[0].mask), coco_pixels(flat, 40, 20))
+
+
+def test_coordinates_just_outside_the_unit_square_are_clipped_and_reported(tmp_path):
+    from PIL import Image
+
+    from masklab.formats import yolo_seg
+
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    Image.new("RGB", (10, 10)).save(tmp_path / "images" / "train" / "a.png")
+    (tmp_path / "labels" / "train" / "a.txt").write_text(
+        "0 -0.005 0 0.5 0 0.5 0.5 -0.005 0.5\n0 0.5 0.5 0.9 0.5 0.9 0.9\n"
+    )
+    (tmp_path / "data.yaml").write_text("path: .\ntrain: images/train\nnames: [thing]\n")
+    reader = yolo_seg.Reader(tmp_path)
+    (sample,) = list(reader)
+    assert len(sample.instances) == 2
+    assert reader.report.clipped == 1
+    assert [(loss.instance, loss.what) for loss in reader.report.losses] == [(0, "clipped")]

@@ -554,10 +554,11 @@ class Reader(_base.Reader):
         del anns
         for image_id, im in images.items():
             h, w = int(im["height"]), int(im["width"])
-            instances = self._instances(groups.pop(image_id, []), (h, w), cats, ann_path)
             file_name = str(im["file_name"])
+            sample_id = PurePosixPath(file_name).with_suffix("").as_posix()
+            instances = self._instances(groups.pop(image_id, []), (h, w), cats, ann_path, sample_id)
             yield Sample(
-                id=PurePosixPath(file_name).with_suffix("").as_posix(),
+                id=sample_id,
                 size=(h, w),
                 image=find_image(src.image_dirs, file_name),
                 instances=tuple(instances),
@@ -571,9 +572,11 @@ class Reader(_base.Reader):
         size: tuple[int, int],
         cats: set[int],
         path: Path,
+        sample_id: str,
     ) -> list[Instance]:
         """Decode one image's annotations (polygons in one batch, RLEs in another);
-        bad ones are reported in the json's order."""
+        bad ones are reported in the json's order, polygons reaching outside the image
+        counted as ``clipped`` (the mask keeps only what lies inside, as in pycocotools)."""
         h, w = size
         polys: list[int] = []
         rles: list[int] = []
@@ -613,6 +616,15 @@ class Reader(_base.Reader):
                 if isinstance(seg, list)
                 else None
             )
+            if rings is not None and _outside(rings, h, w):
+                self.report.clipped += 1
+                self.report.loss(
+                    sample_id,
+                    len(out),
+                    "clipped",
+                    f"annotation {ann.get('id')}: polygon reaches outside the {w}x{h} image; "
+                    "the mask keeps the part inside",
+                )
             attrs = ann.get("attributes")
             score = ann.get("score")
             out.append(
@@ -627,6 +639,15 @@ class Reader(_base.Reader):
                 )
             )
         return out
+
+
+def _outside(rings: tuple[tuple[float, ...], ...], h: int, w: int) -> bool:
+    """True if a vertex lies outside [0, w] x [0, h] (pixel-corner coordinates)."""
+    return any(
+        min(r[0::2]) < 0 or max(r[0::2]) > w or min(r[1::2]) < 0 or max(r[1::2]) > h
+        for r in rings
+        if r
+    )
 
 
 def _polygon_mask(h: int, w: int) -> Callable[[Any], rle.RLE]:

@@ -545,6 +545,17 @@ class Reader(_base.Reader):
                 except (FormatError, MaskFormatError) as err:
                     self.problem(txt, n, err)
         instances: tuple[Instance, ...] = ()
+        for k, (_, xy) in enumerate(rows):
+            xs, ys = xy[0::2], xy[1::2]
+            if min(xs) < 0 or max(xs) > w or min(ys) < 0 or max(ys) > h:
+                self.report.clipped += 1
+                self.report.loss(
+                    sample_id,
+                    k,
+                    "clipped",
+                    f"{txt.name} row {k + 1} reaches outside [0, 1] (within Ultralytics' "
+                    "tolerance); the mask keeps the part inside the image",
+                )
         if rows:
             masks = polygon.to_rle_batch([[xy] for _, xy in rows], h, w)
             instances = tuple(
