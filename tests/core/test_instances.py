@@ -15,7 +15,9 @@ from masklab.core.instances import (
     instances_to_panoptic,
     instances_to_semantic,
     panoptic_to_instances,
+    panoptic_to_semantic,
     semantic_to_instances,
+    semantic_to_panoptic,
 )
 from masklab.testing import strategies
 
@@ -122,3 +124,23 @@ def test_panoptic_drops_fully_covered_segments_from_the_list():
     painted = instances_to_panoptic([a, b], (1, 2))
     assert [s.id for s in painted.segments] == [2]
     assert painted.contested_px == 1
+
+
+@given(strategies.binary_masks(min_side=1, max_side=24), st.integers(1, 3))
+def test_semantic_panoptic_round_trip_is_exact(mask, k):
+    classes = mask.astype(np.int32) * k
+    classes[:, 1::4] = 0  # cut objects into several components
+    painted = semantic_to_panoptic(classes)
+    assert painted.contested_px == 0
+    np.testing.assert_array_equal(panoptic_to_semantic(painted.array, painted.segments), classes)
+    n_components = sum(
+        cv2.connectedComponents((classes == c).astype(np.uint8))[0] - 1
+        for c in np.unique(classes)
+        if c != 0
+    )
+    assert len(painted.segments) == n_components
+
+
+def test_panoptic_to_semantic_leaves_unknown_ids_void():
+    ids = np.array([[4, 7], [0, 7]])
+    assert panoptic_to_semantic(ids, [Segment(7, 2)], void=255).tolist() == [[255, 2], [255, 2]]

@@ -34,7 +34,9 @@ __all__ = [
     "instances_to_panoptic",
     "instances_to_semantic",
     "panoptic_to_instances",
+    "panoptic_to_semantic",
     "semantic_to_instances",
+    "semantic_to_panoptic",
     "smallest_dtype",
 ]
 
@@ -252,3 +254,47 @@ def panoptic_to_instances(
         Instance(_rle.encode(arr == s.id), s.class_id, id=s.id, iscrowd=s.iscrowd) for s in segments
     ]
     return out, unknown
+
+
+def semantic_to_panoptic(
+    classes: npt.ArrayLike,
+    *,
+    connectivity: Literal[4, 8] = 8,
+    stuff: Collection[int] = (),
+    skip: Collection[int] = (0,),
+) -> Painted:
+    """A class map as a panoptic map: one segment per connected component of each thing
+    class, one per ``stuff`` class; ``skip`` classes are void (0). Exact: class maps do
+    not overlap.
+
+    >>> p = semantic_to_panoptic(np.array([[1, 0, 1], [2, 2, 0]]), stuff=[2])
+    >>> p.array.tolist(), [(s.id, s.class_id) for s in p.segments]
+    ([[1, 0, 2], [3, 3, 0]], [(1, 1), (2, 1), (3, 2)])
+    """
+    arr = np.asarray(classes)
+    instances = semantic_to_instances(arr, connectivity=connectivity, stuff=stuff, skip=skip)
+    return instances_to_panoptic(instances, (arr.shape[0], arr.shape[1]))
+
+
+def panoptic_to_semantic(
+    ids: npt.ArrayLike, segments: Sequence[Segment], *, void: int = 0
+) -> npt.NDArray[np.integer[Any]]:
+    """The class map of a panoptic map: each segment's pixels get its class, void and
+    ids without a segment get ``void``.
+
+    >>> panoptic_to_semantic(np.array([[0, 7], [9, 9]]), [Segment(7, 3), Segment(9, 5)]).tolist()
+    [[0, 3], [5, 5]]
+    """
+    arr = np.asarray(ids)
+    known = np.array([s.id for s in segments], np.int64)
+    classes = np.array([s.class_id for s in segments], np.int64)
+    top = max([void, *classes.tolist()])
+    dtype = smallest_dtype(top) if min([void, *classes.tolist()]) >= 0 else np.int64
+    order = np.argsort(known)
+    pos = np.searchsorted(known[order], arr)
+    pos = np.clip(pos, 0, max(len(known) - 1, 0))
+    hit = known[order][pos] == arr if len(known) else np.zeros(arr.shape, bool)
+    out = np.full(arr.shape, void, dtype)
+    if len(known):
+        out[hit] = classes[order][pos][hit]
+    return out
