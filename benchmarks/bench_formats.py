@@ -91,18 +91,22 @@ def _uncompressed(m: np.ndarray) -> list[int]:
     return [0, *counts] if flat[0] else counts
 
 
-def expected_classes(data: dict[str, Any]) -> dict[int, np.ndarray]:
-    """pycocotools' pixels painted in annotation order (later wins), class ids."""
-    out = {im["id"]: np.zeros((H, W), np.int32) for im in data["images"]}
+def expected_classes(data: dict[str, Any]) -> Any:
+    """pycocotools' pixels painted in annotation order (later wins), class ids; one image
+    at a time (image id, map), so the benchmark itself stays small."""
+    by_image: dict[int, list[dict[str, Any]]] = {}
     for a in data["annotations"]:
-        seg = a["segmentation"]
-        rle = cocomask.frPyObjects(seg, H, W)
-        rle = cocomask.merge(rle) if isinstance(rle, list) else rle
-        out[a["image_id"]][cocomask.decode(rle).astype(bool)] = a["category_id"]
-    return out
+        by_image.setdefault(a["image_id"], []).append(a)
+    for im in data["images"]:
+        out = np.zeros((H, W), np.int32)
+        for a in by_image.get(im["id"], []):
+            rle = cocomask.frPyObjects(a["segmentation"], H, W)
+            rle = cocomask.merge(rle) if isinstance(rle, list) else rle
+            out[cocomask.decode(rle).astype(bool)] = a["category_id"]
+        yield im, out
 
 
-def voc_fidelity(folder: Path, data: dict[str, Any], expected: dict[int, np.ndarray]) -> float:
+def voc_fidelity(folder: Path, data: dict[str, Any]) -> float:
     """Share of pixels whose written class equals pycocotools' painting. Class PNGs may be
     palette indices (masklab) or RGB colours (Datumaro): both go through labelmap.txt to
     the class name ``class_<coco id>``."""
@@ -115,8 +119,7 @@ def voc_fidelity(folder: Path, data: dict[str, Any], expected: dict[int, np.ndar
         color_to_cat[color[0] | color[1] << 8 | color[2] << 16] = cat
     good = total = 0
     pngs = {p.stem: p for p in folder.rglob("SegmentationClass/*.png")}
-    for im in data["images"]:
-        want = expected[im["id"]]
+    for im, want in expected_classes(data):
         total += want.size
         png = pngs.get(Path(im["file_name"]).stem)
         if png is None:
@@ -173,7 +176,6 @@ def run() -> list[dict[str, Any]]:
             f"({sum(a['iscrowd'] for a in data['annotations'])} crowd), "
             f"{len(CATEGORY_IDS)} categories"
         )
-        expected = expected_classes(data)
         try:
             import datumaro as dm  # type: ignore[import-not-found]
         except ImportError:
@@ -186,7 +188,7 @@ def run() -> list[dict[str, Any]]:
                 src / "annotations" / "instances_val.json", tmp / "voc-masklab", to="voc"
             )
         )
-        fid_ours = voc_fidelity(tmp / "voc-masklab", data, expected)
+        fid_ours = voc_fidelity(tmp / "voc-masklab", data)
         if dm is not None:
 
             def datumaro_voc() -> None:
@@ -197,7 +199,7 @@ def run() -> list[dict[str, Any]]:
                 ds.export(str(tmp / "voc-datumaro"), "voc_segmentation", save_media=False)
 
             theirs = time_it(datumaro_voc)
-            fid_theirs = voc_fidelity(tmp / "voc-datumaro", data, expected)
+            fid_theirs = voc_fidelity(tmp / "voc-datumaro", data)
             rec = make_record("COCO -> VOC PNG masks", ours, theirs, peer="datumaro", target=10)
             rec["fidelity"] = {"masklab": fid_ours, "datumaro": fid_theirs}
             print(format_line(rec), flush=True)

@@ -478,3 +478,20 @@ def test_sample_id_that_would_leave_the_folder_is_refused(tmp_path):
     assert [p.record for p in writer.report.problems] == ["../evil"]
     assert not (tmp_path / "evil.png").exists()
     assert list((tmp_path / "out" / "ImageSets" / "Segmentation").iterdir()) == []
+
+
+def test_labeled_empty_images_become_background_and_unlabeled_ones_stay_unlabeled(tmp_path):
+    """COCO lists an image with no objects: its VOC class map is all background. A VOC
+    test image (no masks at all) stays without masks through a round trip."""
+    from masklab.core.labels import LabelMap
+    from masklab.formats import Sample, voc
+
+    labels = LabelMap.from_names(["background", "cat"], background=0)
+    with voc.Writer(tmp_path / "a", labels=labels) as w:
+        w.write(Sample("empty", (3, 4)))
+        w.write(Sample("unlabeled", (3, 4), labeled=False))
+    assert (tmp_path / "a" / "SegmentationClass" / "empty.png").is_file()
+    assert not (tmp_path / "a" / "SegmentationClass" / "unlabeled.png").exists()
+    back = {s.id: s for s in voc.Reader(tmp_path / "a")}
+    assert back["empty"].semantic.tolist() == [[0] * 4] * 3
+    assert back["empty"].labeled

@@ -111,7 +111,9 @@ class Sample:
     ``size`` is ``(h, w)``. ``semantic`` is a class-index map of that size (ids of the
     reader's LabelMap), ``alpha`` an opacity mask (0-255, no labels). ``image`` is the
     image file when there is one; ``image_bytes`` the encoded image for formats that embed
-    it.
+    it. ``labeled`` is False for an image its source has no annotation of any kind for
+    (a VOC test image): writers write no masks for it. An image a source lists with no
+    objects (COCO) is labeled and empty, and class-map writers write it as background.
     """
 
     id: str
@@ -123,6 +125,7 @@ class Sample:
     subset: str | None = None
     image_bytes: bytes | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    labeled: bool = True
 
     @property
     def h(self) -> int:

@@ -540,9 +540,10 @@ class Reader(_base.Reader):
 
     def _read_entry(self, entry: _Entry, notes: _Notes) -> Sample:
         if entry.mask is None:
-            assert entry.image is not None  # an entry has an image or a mask
+            if entry.image is None:  # pragma: no cover - an entry has an image or a mask
+                raise FormatError(f"{entry.id}: neither an image nor a mask", record=entry.id)
             size = _base.image_size(entry.image)
-            return Sample(entry.id, size, image=entry.image, subset=entry.subset)
+            return Sample(entry.id, size, image=entry.image, subset=entry.subset, labeled=False)
         if entry.mask.suffix.lower() not in MASK_EXTENSIONS:
             raise FormatError(
                 f"{entry.mask}: {entry.mask.suffix} masks are lossy; save masks as PNG",
@@ -806,8 +807,8 @@ class Writer(_base.Writer):
     def _write_classes(self, sample: Sample, base: Path, rel: str) -> None:
         if sample.alpha is not None:
             self.report.loss(sample.id, None, "alpha", f"the {self.layout} layout holds no opacity")
-        if sample.semantic is None and not sample.instances:
-            return
+        if sample.semantic is None and not sample.instances and not sample.labeled:
+            return  # unlabelled in its source: no mask (a labeled empty one is background)
         for i, inst in enumerate(sample.instances):
             if inst.mask.size != sample.size:
                 self.fail(

@@ -547,6 +547,7 @@ class Reader(_base.Reader):
             semantic=classes,
             subset=subsets[0] if subsets else None,
             meta=meta,
+            labeled=classes is not None,
         )
 
     def _objects(
@@ -636,6 +637,10 @@ class Writer(_base.Writer):
         if sample.alpha is not None:
             self.report.loss(sample.id, None, "alpha", "VOC holds no opacity masks")
         objects, visible, classes = self._paint(sample, keep)
+        if classes is None and sample.labeled:  # listed with no objects: all background
+            background = self.labels.background_id or 0
+            classes = np.full(sample.size, background if 0 <= background <= VOID else 0, np.uint8)
+            objects = np.zeros(sample.size, np.uint8)
         if classes is not None:
             indices = self._writable_classes(sample, classes, painted=sample.semantic is None)
             self.write_png(self.stage / CLASS_DIR / f"{rel}.png", indices, palette=self._palette)
