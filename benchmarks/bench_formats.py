@@ -167,7 +167,7 @@ def run() -> list[dict[str, Any]]:
         (src / "images" / "val").mkdir(parents=True)
         (src / "annotations" / "instances_val.json").write_text(json.dumps(data))
         # the JPEGs exist, as in COCO (Datumaro needs them for the image sizes)
-        ok, jpeg = cv2.imencode(".jpg", np.full((H, W, 3), 127, np.uint8))
+        _, jpeg = cv2.imencode(".jpg", np.full((H, W, 3), 127, np.uint8))
         for im in data["images"]:
             (src / "images" / "val" / im["file_name"]).write_bytes(jpeg.tobytes())
         n_inst = len(data["annotations"])
