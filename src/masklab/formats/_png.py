@@ -11,6 +11,7 @@ PNG stores it), 8-bit RGB and RGBA. Any PNG reader decodes the result (tests use
 
 from __future__ import annotations
 
+import importlib
 import struct
 import zlib
 from collections.abc import Callable
@@ -20,8 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+_isal: Any
 try:  # optional accelerator
-    from isal import isal_zlib as _isal  # type: ignore[import-not-found]
+    _isal = importlib.import_module("isal.isal_zlib")
 except ImportError:  # pragma: no cover - depends on the environment
     _isal = None
 
