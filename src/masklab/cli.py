@@ -323,6 +323,9 @@ def convert(
         str | None, typer.Option("--mask-encoding", help="COCO: polygon, rle or auto.")
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace DST.")] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="2: write in a second process (two cores).")
+    ] = 1,
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="Writer option KEY=VALUE.")
     ] = None,
@@ -353,6 +356,7 @@ def convert(
                 strict=strict,
                 overwrite=overwrite,
                 progress=lambda n: bar.advance(task, n),
+                workers=workers,
                 **opts,
             )
         if report_file is not None:
