@@ -68,11 +68,11 @@ from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
 from masklab.formats.cityscapes import (
     check_image,
     image_ext,
-    label_name,
     paint_objects,
     read_id_png,
     remap_classes,
     report_unknown_values,
+    screen_instances,
 )
 
 __all__ = [
@@ -614,31 +614,22 @@ class Writer(_base.Writer):
         else:
             classes = np.zeros(sample.size, dtype)
         objects = np.zeros(sample.size, np.uint8)
-        kept: list[Instance] = []
-        where: list[int] = []
-        values: list[int] = []
+        screened = screen_instances(
+            self.report,
+            sample,
+            self._value,
+            class_note="does not fit ADE20K's class field; the object is not written",
+            crowd_note="ADE20K has no crowd flag",
+            score_note="ADE20K holds no scores",
+            labels=self.labels,
+        )
+        kept, where, values, lossy = (
+            screened.kept,
+            screened.where,
+            screened.values,
+            screened.lossy,
+        )
         numbers: list[int] = []
-        lossy: list[int] = []
-        for i, inst in enumerate(sample.instances):
-            v = self._value.get(inst.class_id)
-            if v is None:
-                self.report.loss(
-                    sample.id,
-                    i,
-                    "class",
-                    f"class {inst.class_id} ({label_name(self.labels, inst.class_id)}) does "
-                    "not fit ADE20K's class field; the object is not written",
-                )
-                continue
-            if inst.iscrowd:
-                self.report.loss(sample.id, i, "crowd", "ADE20K has no crowd flag")
-                lossy.append(len(kept))
-            if inst.score is not None:
-                self.report.loss(sample.id, i, "score", "ADE20K holds no scores")
-                lossy.append(len(kept))
-            kept.append(inst)
-            where.append(i)
-            values.append(v)
         if full:
             numbers = self._numbers(sample, kept, where, lossy)
         painted = paint_objects(self.report, sample.id, kept, where, sample.size, lossy=lossy)

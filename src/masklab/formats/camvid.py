@@ -45,7 +45,6 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from masklab.core.instances import Instance
 from masklab.core.labels import Label, LabelMap, voc_color
 from masklab.errors import FormatError, LabelMapError, MaskFormatError
 from masklab.formats import _base
@@ -53,10 +52,10 @@ from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
 from masklab.formats.cityscapes import (
     check_image,
     image_ext,
-    label_name,
     paint_objects,
     remap_classes,
     report_unknown_values,
+    screen_instances,
 )
 
 __all__ = [
@@ -532,30 +531,21 @@ class Writer(_base.Writer):
             )
         else:
             classes = None
-        kept: list[Instance] = []
-        where: list[int] = []
-        values: list[int] = []
-        lossy: list[int] = []
-        for i, inst in enumerate(sample.instances):
-            pos = self._pos.get(inst.class_id)
-            if pos is None:
-                self.report.loss(
-                    sample.id,
-                    i,
-                    "class",
-                    f"class {inst.class_id} ({label_name(self.labels, inst.class_id)}) is not "
-                    "in the written label map; the object is not written",
-                )
-                continue
-            if inst.iscrowd:
-                self.report.loss(sample.id, i, "crowd", "crowd region painted as its class")
-                lossy.append(len(kept))
-            if inst.score is not None:
-                self.report.loss(sample.id, i, "score", "CamVid holds no scores")
-                lossy.append(len(kept))
-            kept.append(inst)
-            where.append(i)
-            values.append(pos)
+        screened = screen_instances(
+            self.report,
+            sample,
+            self._pos,
+            class_note="is not in the written label map; the object is not written",
+            crowd_note="crowd region painted as its class",
+            score_note="CamVid holds no scores",
+            labels=self.labels,
+        )
+        kept, where, values, lossy = (
+            screened.kept,
+            screened.where,
+            screened.values,
+            screened.lossy,
+        )
         painted = paint_objects(self.report, sample.id, kept, where, sample.size, lossy=lossy)
         fg = painted > 0
         if classes is None:

@@ -70,6 +70,7 @@ __all__ = [
     "CityscapesLabel",
     "InstanceCodec",
     "Reader",
+    "Screened",
     "Writer",
     "check_image",
     "detect",
@@ -82,6 +83,7 @@ __all__ = [
     "read_id_png",
     "remap_classes",
     "report_unknown_values",
+    "screen_instances",
     "train_id_lut",
 ]
 
@@ -388,6 +390,50 @@ def instances_from_ids(
             cls = int(class_lut[c])
         segments.append(Segment(int(v), cls, crowd))
     return panoptic_to_instances(ids, segments)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """The instances a class-map writer can hold: the instances, their indices in the
+    sample, the value each is written as, and the positions (in ``kept``) already reported
+    as lossy (crowd or score)."""
+
+    kept: list[Instance]
+    where: list[int]
+    values: list[int]
+    lossy: list[int]
+
+
+def screen_instances(
+    report: ConversionReport,
+    sample: Sample,
+    value_of: Mapping[int, int | None],
+    *,
+    class_note: str,
+    crowd_note: str,
+    score_note: str,
+    labels: LabelMap,
+) -> Screened:
+    """Sort a sample's instances for a class-map writer: a class without a value is a
+    ``class`` loss (``class_note`` completes "class N (name) ...") and is left out; crowd
+    and score flags are reported with their notes and the instance marked lossy."""
+    out = Screened([], [], [], [])
+    for i, inst in enumerate(sample.instances):
+        value = value_of.get(inst.class_id)
+        if value is None:
+            name = label_name(labels, inst.class_id)
+            report.loss(sample.id, i, "class", f"class {inst.class_id} ({name}) {class_note}")
+            continue
+        if inst.iscrowd:
+            report.loss(sample.id, i, "crowd", crowd_note)
+            out.lossy.append(len(out.kept))
+        if inst.score is not None:
+            report.loss(sample.id, i, "score", score_note)
+            out.lossy.append(len(out.kept))
+        out.kept.append(inst)
+        out.where.append(i)
+        out.values.append(value)
+    return out
 
 
 def paint_objects(
