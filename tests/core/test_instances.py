@@ -144,3 +144,11 @@ def test_semantic_panoptic_round_trip_is_exact(mask, k):
 def test_panoptic_to_semantic_leaves_unknown_ids_void():
     ids = np.array([[4, 7], [0, 7]])
     assert panoptic_to_semantic(ids, [Segment(7, 2)], void=255).tolist() == [[255, 2], [255, 2]]
+
+
+@given(strategies.mask_lists(max_size=6), st.sampled_from(["last", "first"]))
+def test_visible_pixels_equal_a_count_of_the_painted_map(masks, overlap):
+    insts = [inst(m, 1) for m in masks]
+    painted = instances_to_panoptic(insts, masks[0].shape, overlap=overlap)
+    counts = np.bincount(painted.array.reshape(-1), minlength=len(insts) + 1)[1:]
+    assert list(painted.visible_px) == counts.tolist()

@@ -145,12 +145,16 @@ def _paint(
     order: PaintOrder,
     overlap: Overlap,
     fill: int,
-) -> tuple[npt.NDArray[Any], int]:
+    owners: bool = False,
+) -> tuple[npt.NDArray[Any], int, npt.NDArray[np.int64]]:
+    """Paint; returns the map, the contested pixels and, when ``values`` are the owners
+    1..n (``owners``), the pixels each instance kept, found from the overlaps alone."""
     if overlap not in ("last", "first", "error"):
         raise ValueError(f"overlap must be 'last', 'first' or 'error', got {overlap!r}")
     out = np.full(size, fill, dtype)
     claimed = np.zeros(size, bool)
     contested = 0
+    kept = np.zeros(len(instances) + 1, np.int64)
     for i in _paint_order(instances, order):
         inst = instances[i]
         if inst.mask.size != size:
@@ -168,10 +172,17 @@ def _paint(
                 f"{n_clash} pixels; choose an overlap policy ('last' or 'first')"
             )
         contested += n_clash
+        region = out[y : y + box.shape[0], x : x + box.shape[1]]
+        if owners:
+            kept[values[i]] += int(np.count_nonzero(fg))
+            if n_clash and overlap == "last":  # earlier owners lose these pixels
+                kept -= np.bincount(region[clash], minlength=kept.size)
+            elif n_clash:
+                kept[values[i]] -= n_clash
         target = fg & ~region_claimed if overlap == "first" else fg
-        out[y : y + box.shape[0], x : x + box.shape[1]][target] = values[i]
+        region[target] = values[i]
         region_claimed |= fg
-    return out, contested
+    return out, contested, kept[1:]
 
 
 def instances_to_semantic(
@@ -197,7 +208,7 @@ def instances_to_semantic(
     top = max([background, *(inst.class_id for inst in instances)])
     dt = dtype or smallest_dtype(top)
     values = [inst.class_id for inst in instances]
-    array, contested = _paint(
+    array, contested, _ = _paint(
         instances, values, size, dt, order=order, overlap=overlap, fill=background
     )
     return Painted(array, contested)
@@ -224,10 +235,10 @@ def instances_to_panoptic(
     # paint local indices 1..n, count what stayed visible, then map to the segment ids
     local = list(range(1, len(instances) + 1))
     paint_dtype = smallest_dtype(len(instances)) if ids is not None else dtype
-    array, contested = _paint(
-        instances, local, size, paint_dtype, order=order, overlap=overlap, fill=0
+    array, contested, kept = _paint(
+        instances, local, size, paint_dtype, order=order, overlap=overlap, fill=0, owners=True
     )
-    visible = np.bincount(array.reshape(-1), minlength=len(instances) + 1)
+    visible = np.concatenate([[0], kept])
     if ids is not None:
         lut = np.array([0, *seg_ids], dtype)
         array = lut[array]

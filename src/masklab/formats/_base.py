@@ -430,12 +430,16 @@ def place_image(sample: Sample, dst: Path) -> bool:
     """Put the sample's image at ``dst``: a hard link when possible, else a copy; the
     embedded bytes when the source had no file. False if there is no image at all."""
     ensure_dir(dst.parent)
-    if sample.image is not None and sample.image.is_file():
-        try:
+    if sample.image is not None:
+        try:  # no stat first: on slow file systems each one costs as much as the link
             os.link(sample.image, dst)
+            return True
+        except FileNotFoundError:
+            pass  # the file is gone: fall back to the embedded bytes, if any
         except OSError:
-            shutil.copyfile(sample.image, dst)
-        return True
+            if sample.image.is_file():
+                shutil.copyfile(sample.image, dst)
+                return True
     if sample.image_bytes is not None:
         dst.write_bytes(sample.image_bytes)
         return True

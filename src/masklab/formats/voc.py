@@ -718,6 +718,10 @@ class Writer(_base.Writer):
         self, sample: Sample, classes: npt.NDArray[np.integer[Any]], *, painted: bool
     ) -> npt.NDArray[np.uint8]:
         """The class map as palette indices; ids VOC cannot hold become void, reported."""
+        if painted:  # the values are the instances' class ids and the background: check those
+            ids = {inst.class_id for inst in sample.instances} | {0}
+            if all(0 <= v <= VOID and not (v == VOID and self._void_is_class) for v in ids):
+                return classes.astype(np.uint8, copy=False)
         values, counts = _value_counts(classes)
         bad = [
             (int(v), int(n))
