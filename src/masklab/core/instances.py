@@ -152,7 +152,8 @@ def _paint(
     if overlap not in ("last", "first", "error"):
         raise ValueError(f"overlap must be 'last', 'first' or 'error', got {overlap!r}")
     out = np.full(size, fill, dtype)
-    claimed = np.zeros(size, bool)
+    # with owners 1..n painted over 0, a nonzero pixel is a claimed one: no second map
+    claimed = None if owners and fill == 0 else np.zeros(size, bool)
     contested = 0
     kept = np.zeros(len(instances) + 1, np.int64)
     for i in _paint_order(instances, order):
@@ -163,7 +164,10 @@ def _paint(
         if box.size == 0:
             continue
         fg = box.view(bool)
-        region_claimed = claimed[y : y + box.shape[0], x : x + box.shape[1]]
+        region = out[y : y + box.shape[0], x : x + box.shape[1]]
+        region_claimed = (
+            region != 0 if claimed is None else claimed[y : y + box.shape[0], x : x + box.shape[1]]
+        )
         clash = fg & region_claimed
         n_clash = int(np.count_nonzero(clash))
         if n_clash and overlap == "error":
@@ -172,7 +176,6 @@ def _paint(
                 f"{n_clash} pixels; choose an overlap policy ('last' or 'first')"
             )
         contested += n_clash
-        region = out[y : y + box.shape[0], x : x + box.shape[1]]
         if owners:
             kept[values[i]] += int(np.count_nonzero(fg))
             if n_clash and overlap == "last":  # earlier owners lose these pixels
@@ -181,7 +184,8 @@ def _paint(
                 kept[values[i]] -= n_clash
         target = fg & ~region_claimed if overlap == "first" else fg
         region[target] = values[i]
-        region_claimed |= fg
+        if claimed is not None:
+            region_claimed |= fg
     return out, contested, kept[1:]
 
 

@@ -611,11 +611,7 @@ class Reader(_base.Reader):
             if mask is None:
                 continue
             seg = ann["segmentation"]
-            rings = (
-                tuple(tuple(float(v) for v in ring) for ring in seg)
-                if isinstance(seg, list)
-                else None
-            )
+            rings = tuple(map(tuple, seg)) if isinstance(seg, list) else None
             if rings is not None and _outside(rings, h, w):
                 self.report.clipped += 1
                 self.report.loss(
