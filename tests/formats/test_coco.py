@@ -580,3 +580,17 @@ def test_polygons_outside_the_image_are_read_clipped_and_reported(tmp_path):
     (loss,) = reader.report.losses
     assert (loss.sample, loss.instance, loss.what) == ("a", 0, "clipped")
     assert "annotation 3" in loss.detail
+
+
+@pytest.mark.parametrize("use_orjson", [True, False])
+def test_json_loads_with_and_without_orjson(use_orjson, tmp_path, monkeypatch):
+    from masklab.formats import coco as coco_format
+
+    if not use_orjson:
+        monkeypatch.setattr(coco_format, "_orjson", None)
+    path = tmp_path / "a.json"
+    path.write_text('{"images": [1, 2.5, "x"]}')
+    assert coco_format.load_json(path) == {"images": [1, 2.5, "x"]}
+    path.write_text('{"images": [')
+    with pytest.raises(FormatError, match="not valid json"):
+        coco_format.load_json(path)

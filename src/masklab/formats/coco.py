@@ -56,6 +56,7 @@ class the label map does not know (or of its background or ignore labels) are re
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -106,11 +107,24 @@ def sniff(path: Path, n: int = _SNIFF_BYTES) -> str:
         return ""
 
 
+_orjson: Any
+try:  # optional accelerator: parses COCO files several times faster
+    _orjson = importlib.import_module("orjson")
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
+
+
 def load_json(path: Path) -> Any:
-    """A whole json file; FormatError naming the file when it cannot be read or parsed."""
+    """A whole json file; FormatError naming the file when it cannot be read or parsed.
+    Parsed with ``orjson`` when it is installed (``masklab[fast]``), else ``json``."""
     try:
-        with path.open("rb") as f:
-            return json.load(f)
+        data = path.read_bytes()
+        if _orjson is not None:
+            try:
+                return _orjson.loads(data)
+            except _orjson.JSONDecodeError:
+                pass  # let json word the error
+        return json.loads(data)
     except json.JSONDecodeError as err:
         raise FormatError(
             f"{path}: not valid json ({err}); re-export or repair the file", path=str(path)
