@@ -213,9 +213,15 @@ def test_rerun_overwrites_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     result = run_demo(tmp_path, seed=0)
     assert result.ok
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "converted",
         "images",
         "instances_polygons.json",
         "instances_rle.json",
+    ]
+    assert sorted(p.name for p in (tmp_path / "converted").iterdir()) == [
+        "coco-panoptic",
+        "voc",
+        "yolo-seg",
     ]
 
 
@@ -235,3 +241,20 @@ def test_a_failed_check_makes_the_result_not_ok(demo_run: DemoResult) -> None:
     broken = replace(demo_run, problems=("annotation 3 in instances_rle.json decodes to other",))
     assert not broken.ok
     assert broken.to_dict()["ok"] is False
+
+
+def test_demo_converts_and_reports_exactly_what_each_format_cannot_hold(tmp_path):
+    """VOC and panoptic keep every pixel; YOLO reports one hole loss per instance with a
+    hole and one parts loss per multi-part instance: the same counts the scenes have."""
+    from masklab.demo import run_demo
+
+    result = run_demo(tmp_path, seed=2)
+    by_target = {c.target: c for c in result.conversions}
+    assert set(by_target) == {"voc", "coco-panoptic", "yolo-seg"}
+    for target in ("voc", "coco-panoptic"):
+        assert by_target[target].exact == result.instances
+        assert by_target[target].losses == {}
+    yolo = by_target["yolo-seg"]
+    assert yolo.losses == {"holes": result.holes, "parts": result.multi_part}
+    assert len(list((tmp_path / "converted" / "voc" / "SegmentationClass").glob("*.png"))) == 4
+    assert result.ok

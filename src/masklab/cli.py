@@ -143,6 +143,23 @@ def _demo_table(result: _demo.DemoResult) -> Table:
     return table
 
 
+def _conversions_table(result: _demo.DemoResult) -> Table:
+    """The RLE json converted to other formats: what each kept and what it reported."""
+    table = Table(
+        title=f"instances_rle.json converted (into {_demo.CONVERTED_DIR}/<format>)",
+        title_justify="left",
+        box=box.SIMPLE,
+        padding=(0, 1),
+        show_edge=False,
+    )
+    for col in ("format", "images", "instances", "exact", "reported losses"):
+        table.add_column(col, justify="left" if col in ("format", "reported losses") else "right")
+    for c in result.conversions:
+        losses = ", ".join(f"{n} {what}" for what, n in sorted(c.losses.items())) or "none"
+        table.add_row(c.target, str(c.samples), str(c.instances), str(c.exact), losses)
+    return table
+
+
 def _verdict(result: _demo.DemoResult) -> str:
     coco = (
         f"pycocotools {result.pycocotools_version} agrees"
@@ -185,6 +202,7 @@ def demo(
     else:
         stdout = _stdout()
         stdout.print(_demo_table(result))
+        stdout.print(_conversions_table(result))
         if result.ok:
             stdout.print(_verdict(result), highlight=False)
     if not result.ok:

@@ -88,6 +88,35 @@ class DemoImage:
 
 
 @dataclass(frozen=True, slots=True)
+class DemoConversion:
+    """The RLE json converted to another format: counts and what the target could not hold."""
+
+    target: str
+    folder: str
+    samples: int
+    instances: int
+    exact: int
+    losses: dict[str, int]
+    problems: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of the row."""
+        return {
+            "target": self.target,
+            "folder": self.folder,
+            "samples": self.samples,
+            "instances": self.instances,
+            "exact": self.exact,
+            "losses": dict(self.losses),
+            "problems": self.problems,
+        }
+
+
+CONVERT_TO = ("voc", "coco-panoptic", "yolo-seg")
+CONVERTED_DIR = "converted"
+
+
+@dataclass(frozen=True, slots=True)
 class DemoResult:
     """What :func:`run_demo` wrote and verified: per-image rows, totals and problems.
 
@@ -101,6 +130,7 @@ class DemoResult:
     pycocotools_version: str | None
     problems: tuple[str, ...] = ()
     files: tuple[str, ...] = field(default=(RLE_FILE, POLYGON_FILE))
+    conversions: tuple[DemoConversion, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -157,6 +187,7 @@ class DemoResult:
             "seed": self.seed,
             "files": [*self.files, *(f"{IMAGE_DIR}/{i.file}" for i in self.images)],
             "images": [i.to_dict() for i in self.images],
+            "conversions": [c.to_dict() for c in self.conversions],
             "totals": {
                 "images": len(self.images),
                 "instances": self.instances,
@@ -484,10 +515,49 @@ def run_demo(out_dir: Path, *, seed: int = 0) -> DemoResult:
         )
         for k, scene in enumerate(scenes)
     )
+    conversions = _convert(out_dir, sum(holes), sum(multi_part), problems)
     return DemoResult(
         out_dir=out_dir,
         seed=seed,
         images=rows,
         pycocotools_version=_pycocotools_version() if coco_mask is not None else None,
         problems=tuple(problems),
+        conversions=conversions,
     )
+
+
+def _convert(
+    out_dir: Path, n_holes: int, n_multi: int, problems: list[str]
+) -> tuple[DemoConversion, ...]:
+    """Convert the RLE json to a few formats; a format that cannot hold holes or parts
+    must say so for exactly the instances that have them."""
+    from masklab import formats  # the formats layer sits above core
+
+    out = []
+    for target in CONVERT_TO:
+        folder = out_dir / CONVERTED_DIR / target
+        report = formats.convert(out_dir / RLE_FILE, folder, to=target, overwrite=True)
+        losses = report.loss_counts()
+        out.append(
+            DemoConversion(
+                target,
+                str(folder.relative_to(out_dir)),
+                report.samples,
+                report.instances,
+                report.exact,
+                losses,
+                len(report.problems),
+            )
+        )
+        problems += [f"{target}: {p.path} record {p.record}: {p.message}" for p in report.problems]
+        holds = formats.get(target).SPEC.holds
+        if not holds.holes and losses.get("holes", 0) != n_holes:
+            problems.append(
+                f"{target}: reported {losses.get('holes', 0)} holes lost, the scenes have {n_holes}"
+            )
+        if not holds.parts and losses.get("parts", 0) != n_multi:
+            problems.append(
+                f"{target}: reported {losses.get('parts', 0)} split instances, the scenes "
+                f"have {n_multi}"
+            )
+    return tuple(out)
