@@ -49,6 +49,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -709,6 +710,11 @@ class Writer(_base.Writer):
         if sample.semantic is not None:
             return objects, visible, sample.semantic
         class_ids = [inst.class_id for inst in insts]
+        if small and min(class_ids) >= 0 and max(class_ids) <= 255:
+            table = np.zeros(256, np.uint8)  # owner -> class id, applied by OpenCV's SIMD LUT
+            table[1 : len(insts) + 1] = class_ids
+            classes = np.asarray(cv2.LUT(objects, table), np.uint8)
+            return objects, visible, classes
         small_ids = min(class_ids) >= 0
         lut = np.zeros(len(insts) + 1, smallest_dtype(max(class_ids)) if small_ids else np.int64)
         lut[1:] = class_ids
