@@ -183,11 +183,14 @@ def run() -> list[dict[str, Any]]:
             print("  datumaro not installed: run `make bench` (it installs it) for the ratios")
 
         # COCO -> VOC class PNGs; masklab on one process and with the writer on the second
-        # core (workers=2); Datumaro has no such option
+        # core (workers=2); Datumaro has no such option. Both write annotations only
+        # (images="none" / save_media=False).
         ann = src / "annotations" / "instances_val.json"
         ours = {
             n: time_it(
-                lambda n=n: formats.convert(ann, tmp / f"voc-masklab-{n}", to="voc", workers=n)
+                lambda n=n: formats.convert(
+                    ann, tmp / f"voc-masklab-{n}", to="voc", workers=n, images="none"
+                )
             )
             for n in (1, 2)
         }
@@ -217,7 +220,11 @@ def run() -> list[dict[str, Any]]:
             print(f"  COCO -> VOC masklab {ours} s, pixel fidelity {fid_ours:.5f}")
 
         # COCO -> YOLO segmentation
-        ours = time_it(lambda: formats.convert(ann, tmp / "yolo-masklab", to="yolo-seg", workers=2))
+        ours = time_it(
+            lambda: formats.convert(
+                ann, tmp / "yolo-masklab", to="yolo-seg", workers=2, images="none"
+            )
+        )
         if dm is not None:
 
             def datumaro_yolo() -> None:

@@ -83,3 +83,21 @@ def test_unknown_format_lists_what_was_looked_for(tmp_path):
 def test_unknown_format_name_lists_the_known_ones():
     with pytest.raises(UnknownFormatError, match="unknown format 'shapefile'; known formats"):
         formats.get("shapefile")
+
+
+@pytest.mark.parametrize("name", WRITABLE)
+def test_images_none_writes_annotations_only(name, tmp_path):
+    """Option images='none' (Datumaro's save_media=False): no image file is written, and
+    every writer accepts the option."""
+    data = synthetic.samples(tmp_path / "images", 2)
+    out = tmp_path / "out"
+    with formats.get(name).Writer(out, labels=synthetic.LABELS, images="none") as writer:
+        for s in data:
+            writer.write(s)
+    images = {s.image.read_bytes() for s in data}
+    assert not [p for p in out.rglob("*") if p.is_file() and p.read_bytes() in images]
+
+
+def test_images_option_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="images must be 'link', 'copy' or 'none'"):
+        formats.get("voc").Writer(tmp_path / "o", labels=synthetic.LABELS, images="symlink")

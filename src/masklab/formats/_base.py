@@ -197,6 +197,9 @@ class Writer:
             tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         )
         self._closed = False
+        self.images = str(options.pop("images", "link"))
+        if self.images not in ("link", "copy", "none"):
+            raise ValueError(f"images must be 'link', 'copy' or 'none', got {self.images!r}")
         self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future[None]] = deque()
 
@@ -210,6 +213,14 @@ class Writer:
 
     def finish(self) -> None:
         """Write what is written once at the end (index files); override as needed."""
+
+    def place_image(self, sample: Sample, dst: Path) -> bool:
+        """Put the sample's image at ``dst`` as option ``images`` says: ``link`` (a hard
+        link, else a copy; the default), ``copy``, or ``none`` (annotations only, like
+        Datumaro's ``save_media=False``). False when no image was written."""
+        if self.images == "none":
+            return False
+        return place_image(sample, dst, copy=self.images == "copy")
 
     def write_png(
         self, path: Path, array: npt.NDArray[Any], *, palette: npt.NDArray[np.uint8] | None = None
@@ -426,11 +437,15 @@ def image_size(source: Path | BinaryIO, *, exif: bool = False) -> tuple[int, int
 _EXIF_ORIENTATION = 0x0112
 
 
-def place_image(sample: Sample, dst: Path) -> bool:
+def place_image(sample: Sample, dst: Path, *, copy: bool = False) -> bool:
     """Put the sample's image at ``dst``: a hard link when possible, else a copy; the
     embedded bytes when the source had no file. False if there is no image at all."""
     ensure_dir(dst.parent)
-    if sample.image is not None:
+    if sample.image is not None and copy:
+        if sample.image.is_file():
+            shutil.copyfile(sample.image, dst)
+            return True
+    elif sample.image is not None:
         try:  # no stat first: on slow file systems each one costs as much as the link
             os.link(sample.image, dst)
             return True

@@ -645,13 +645,13 @@ class Writer(_base.Writer):
         if full:
             base = self.stage / split / sample.id
             self.write_png(base.with_name(base.name + SEG_SUFFIX), encode_seg(classes, objects))
-            _base.place_image(sample, base.with_name(base.name + ext))
+            self.place_image(sample, base.with_name(base.name + ext))
             doc = _json_doc(sample, base.name + ext, split, kept, values, numbers, self._names)
             with base.with_name(base.name + ".json").open("w", encoding="utf-8") as f:
                 json.dump(doc, f, indent=1)
         else:
             self.write_png(self.stage / ANNOTATIONS_DIR / split / f"{sample.id}.png", classes)
-            _base.place_image(sample, self.stage / IMAGES_DIR / split / f"{sample.id}{ext}")
+            self.place_image(sample, self.stage / IMAGES_DIR / split / f"{sample.id}{ext}")
 
     def _numbers(
         self, sample: Sample, kept: list[Instance], where: list[int], lossy: list[int]

@@ -510,13 +510,13 @@ class Writer(_base.Writer):
         ext = image_ext(sample)
         if self.layout == "camvid":
             self.write_png(self.stage / CAMVID_LABEL_DIR / f"{sample.id}{LABEL_SUFFIX}.png", mask)
-            _base.place_image(sample, self.stage / CAMVID_IMAGE_DIR / f"{sample.id}{ext}")
+            self.place_image(sample, self.stage / CAMVID_IMAGE_DIR / f"{sample.id}{ext}")
             return
         subset = sample.subset or "train"
         mask_rel = f"{subset}{ANNOT_SUFFIX}/{sample.id}.png"
         image_rel = f"{subset}/{sample.id}{ext}"
         self.write_png(self.stage / mask_rel, mask)
-        _base.place_image(sample, self.stage / image_rel)
+        self.place_image(sample, self.stage / image_rel)
         line = f"/{image_rel} /{mask_rel}"
         if " " in line:
             line = f'"/{image_rel}" "/{mask_rel}"'

@@ -778,7 +778,7 @@ class Writer(_base.Writer):
         if self._train:
             self.write_png(base.with_name(stem + "labelTrainIds.png"), train_id_lut()[classes])
         img = self.stage / IMAGE_DIR / split / city / rel
-        _base.place_image(sample, img.with_name(f"{img.name}_{IMAGE_DIR}{image_ext(sample)}"))
+        self.place_image(sample, img.with_name(f"{img.name}_{IMAGE_DIR}{image_ext(sample)}"))
 
     def _semantic(self, sample: Sample) -> npt.NDArray[np.uint8]:
         """Label-id map of the sample's class map (classes Cityscapes lacks -> 0, reported)."""

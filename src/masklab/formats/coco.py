@@ -778,7 +778,7 @@ class Writer(_base.Writer):
             return
         index.file_names.add(file_name)
         if sample.image is not None or sample.image_bytes is not None:
-            _base.place_image(sample, self.stage / "images" / subset / file_name)
+            self.place_image(sample, self.stage / "images" / subset / file_name)
         h, w = sample.size
         image_id = index.add_image({"file_name": file_name, "height": h, "width": w})
         instances = _base.instances_of(sample, self.labels)

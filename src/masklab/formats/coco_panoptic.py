@@ -463,7 +463,7 @@ class Writer(_base.Writer):
             return
         index.file_names.add(png_name)
         if sample.image is not None or sample.image_bytes is not None:
-            _base.place_image(sample, self.stage / "images" / subset / file_name)
+            self.place_image(sample, self.stage / "images" / subset / file_name)
         h, w = sample.size
         image_id = index.add_image({"file_name": file_name, "height": h, "width": w})
         kept: list[tuple[int, Instance]] = []

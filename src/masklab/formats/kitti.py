@@ -252,4 +252,4 @@ class Writer(cityscapes.Writer):
         if self._color:
             self.write_png(sub / SEMANTIC_RGB_DIR / rel, self.colors[classes])
         ext = cityscapes.image_ext(sample)
-        _base.place_image(sample, (sub / IMAGE_DIR / rel).with_suffix(ext))
+        self.place_image(sample, (sub / IMAGE_DIR / rel).with_suffix(ext))

@@ -461,9 +461,9 @@ class Writer(_base.Writer):
         shape = options.get("shape", "polygon")
         if shape not in ("polygon", "mask"):
             raise ValueError(f"shape must be 'polygon' or 'mask', got {shape!r}")
-        unknown = sorted(set(options) - {"shape", "embed_image", "strict", "overwrite"})
+        unknown = sorted(set(options) - {"shape", "embed_image", "images", "strict", "overwrite"})
         if unknown:
-            raise TypeError(f"unknown labelme options {unknown}; known: shape, embed_image")
+            raise TypeError(f"unknown labelme options {unknown}; known: shape, embed_image, images")
         super().__init__(path, labels=labels, **options)
         self.shape: str = shape
         self.embed_image = options.get("embed_image", False) in (True, "true", 1)
@@ -477,7 +477,7 @@ class Writer(_base.Writer):
         if sample.image is not None or sample.image_bytes is not None:
             suffix = sample.image.suffix if sample.image is not None else _suffix(sample)
             dst = self.stage / f"{rel}{suffix}"
-            if _base.place_image(sample, dst):
+            if self.place_image(sample, dst):
                 image_name = dst.name
         image_data = None
         if self.embed_image and image_name is not None:

@@ -501,7 +501,7 @@ class Writer(_base.Writer):
         ann = split / self.version
         self.write_png(ann / LABELS_DIR / f"{sample.id}.png", classes, palette=self._palette())
         self.write_png(ann / INSTANCES_DIR / f"{sample.id}.png", ids)
-        _base.place_image(sample, split / IMAGES_DIR / f"{sample.id}{image_ext(sample, '.jpg')}")
+        self.place_image(sample, split / IMAGES_DIR / f"{sample.id}{image_ext(sample, '.jpg')}")
 
     def finish(self) -> None:
         entries = list(self._entries)

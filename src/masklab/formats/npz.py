@@ -253,7 +253,7 @@ class Writer(_base.Writer):
         np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
         if sample.image is not None or sample.image_bytes is not None:
             suffix = sample.image.suffix if sample.image is not None else _suffix(sample)
-            _base.place_image(sample, self.stage / IMAGES_DIR / f"{rel}{suffix}")
+            self.place_image(sample, self.stage / IMAGES_DIR / f"{rel}{suffix}")
         self.report.exact += n
 
     def finish(self) -> None:

@@ -793,7 +793,7 @@ class Writer(_base.Writer):
             self._write_alpha(sample, base, rel)
         else:
             self._write_classes(sample, base, rel)
-        _base.place_image(sample, base / IMAGES_DIR / f"{rel}{_image_suffix(sample)}")
+        self.place_image(sample, base / IMAGES_DIR / f"{rel}{_image_suffix(sample)}")
 
     def _base(self, sample: Sample) -> Path:
         """The folder of the sample's subset (the root when it has none)."""
@@ -931,7 +931,7 @@ class Writer(_base.Writer):
             classes[file] = inst.class_id
             self.report.exact += 1
         (folder / CLASSES_FILE).write_text(json.dumps(classes, indent=1), encoding="utf-8")
-        if not _base.place_image(sample, folder / IMAGES_DIR / f"{name}{_image_suffix(sample)}"):
+        if not self.place_image(sample, folder / IMAGES_DIR / f"{name}{_image_suffix(sample)}"):
             (_base.ensure_dir(folder / IMAGES_DIR))
 
     def finish(self) -> None:

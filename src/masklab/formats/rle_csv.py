@@ -684,7 +684,7 @@ class Writer(_base.Writer):
         opts = dict(options)
         preset = opts.pop("preset", None)
         copy_images = opts.pop("copy_images", True)
-        for key in ("strict", "overwrite"):
+        for key in ("strict", "overwrite", "images"):  # the base Writer's options
             opts.pop(key, None)
         if preset is not None and preset not in PRESETS:
             raise FormatError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -711,7 +711,7 @@ class Writer(_base.Writer):
         image_placed = False
         if self.copy_images:
             name = _image_name(sample)
-            image_placed = _base.place_image(sample, self.stage / lay.images / name)
+            image_placed = self.place_image(sample, self.stage / lay.images / name)
         has_columns = bool(lay.height_column and lay.width_column)
         if not has_columns and not image_placed and sample.size != lay.size:
             self.fail(

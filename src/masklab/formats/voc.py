@@ -650,7 +650,7 @@ class Writer(_base.Writer):
                 self.stage / OBJECT_DIR / f"{rel}.png", objects, palette=self._objects_palette
             )
         self._count_exact(sample, keep, visible)
-        _base.place_image(sample, self.stage / IMAGE_DIR / f"{rel}{_image_suffix(sample)}")
+        self.place_image(sample, self.stage / IMAGE_DIR / f"{rel}{_image_suffix(sample)}")
         for subset in _subsets_of(sample):
             self._lists.setdefault(subset, []).append(rel)
 

@@ -626,9 +626,11 @@ class Writer(_base.Writer):
         if mode not in ("keep", "contiguous"):
             raise ValueError(f"class_ids must be 'keep' or 'contiguous', got {mode!r}")
         decimals = int(options.get("decimals", DECIMALS))
-        unknown = sorted(set(options) - {"class_ids", "decimals", "strict", "overwrite"})
+        unknown = sorted(set(options) - {"class_ids", "decimals", "images", "strict", "overwrite"})
         if unknown:
-            raise TypeError(f"unknown yolo-seg options {unknown}; known: class_ids, decimals")
+            raise TypeError(
+                f"unknown yolo-seg options {unknown}; known: class_ids, decimals, images"
+            )
         super().__init__(path, labels=labels, **options)
         self.decimals = decimals
         self.class_ids: str = mode
@@ -659,7 +661,7 @@ class Writer(_base.Writer):
         if subset not in self._subsets:
             self._subsets.append(subset)
         name = _image_name(sample)
-        if not _base.place_image(sample, self.stage / "images" / subset / name):
+        if not self.place_image(sample, self.stage / "images" / subset / name):
             self.fail(sample, None, "no image to place; YOLO needs the image for its size")
         h, w = sample.size
         rows: list[str] = []
