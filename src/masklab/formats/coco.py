@@ -398,7 +398,82 @@ class _Source:
     image_dirs: tuple[Path, ...]
 
 
-class Reader(_base.Reader):
+class JsonReader(_base.Reader):
+    """Base of the readers of COCO-style jsons (instances, panoptic): categories and image
+    counts are scanned once; the first json loaded is kept for the iteration that usually
+    follows; a json found unusable is reported once. Subclasses say which file holds a
+    source's ground truth (``_doc_path``) and what makes a document unusable
+    (``_invalid``: a record and a message, or None)."""
+
+    _sources: list[Any]
+
+    def _init_cache(self) -> None:
+        self._scanned: tuple[LabelMap, int] | None = None
+        self._cache: tuple[Path, dict[str, Any]] | None = None
+        self._broken: set[Path] = set()  # jsons reported unusable during the scan
+
+    @property
+    def labels(self) -> LabelMap:
+        """The given label map, else the categories of every json (merged)."""
+        if self._labels is not None:
+            return self._labels
+        return self._scan()[0]
+
+    def __len__(self) -> int:
+        return self._scan()[1]
+
+    def _doc_path(self, src: Any) -> Path:
+        path: Path = src.json
+        return path
+
+    def _invalid(self, doc: Any) -> tuple[str | None, str] | None:
+        raise NotImplementedError
+
+    def _scan(self) -> tuple[LabelMap, int]:
+        """Categories and image count of every json."""
+        if self._scanned is not None:
+            return self._scanned
+        merged = LabelMap()
+        n_images = 0
+        for k, src in enumerate(self._sources):
+            doc = self._load(src)
+            if doc is None:
+                continue
+            if k == 0:
+                self._cache = (self._doc_path(src), doc)
+            try:
+                merged = merged.merged(
+                    labels_of(doc.get("categories"), self._doc_path(src), self.problem)
+                )
+            except LabelMapError as err:
+                self.problem(src.json, "categories", err)
+            n_images += len(doc["images"])
+        self._scanned = (merged, n_images)
+        return self._scanned
+
+    def _load(self, src: Any) -> dict[str, Any] | None:
+        """The document of a source (reported and None when unusable)."""
+        path = self._doc_path(src)
+        if self._cache is not None and self._cache[0] == path:
+            return self._cache[1]
+        if path in self._broken:
+            return None
+        try:
+            doc = load_json(path)
+        except FormatError as err:
+            self._broken.add(path)
+            self.problem(path, None, err)
+            return None
+        bad = self._invalid(doc)
+        if bad is not None:
+            self._broken.add(path)
+            self.problem(path, bad[0], bad[1])
+            return None
+        checked: dict[str, Any] = doc
+        return checked
+
+
+class Reader(JsonReader):
     """Samples of COCO instances jsons, one image at a time (see the module docstring).
 
     ``gt``: the ground-truth json that gives images and categories when ``path`` is a
@@ -439,87 +514,33 @@ class Reader(_base.Reader):
             named = self.gt if self.results and self.gt is not None else p  # results: GT's
             subset = subset_of(named, INSTANCES_PREFIX)
             self._sources.append(_Source(p, subset, image_dirs(named, subset)))
-        self._scanned: tuple[LabelMap, int] | None = None
-        self._cache: tuple[Path, Any] | None = None
-        self._broken: set[Path] = set()  # jsons reported unusable during the scan
+        self._init_cache()
 
     # ---- scanning
 
-    @property
-    def labels(self) -> LabelMap:
-        """The given label map, else the categories of every json (merged)."""
-        if self._labels is not None:
-            return self._labels
-        return self._scan()[0]
-
-    def __len__(self) -> int:
-        return self._scan()[1]
-
-    def _scan(self) -> tuple[LabelMap, int]:
-        """Categories and image count of every json; keeps the first json loaded for
-        the iteration that usually follows."""
-        if self._scanned is not None:
-            return self._scanned
-        merged = LabelMap()
-        n_images = 0
-        for k, src in enumerate(self._sources):
-            doc = self._load_gt(src)
-            if doc is None:
-                continue
-            if k == 0:
-                self._cache = (self._gt_path(src), doc)
-            lm = labels_of(doc.get("categories"), self._gt_path(src), self.problem)
-            try:
-                merged = merged.merged(lm)
-            except LabelMapError as err:
-                self.problem(src.json, "categories", err)
-            images = doc.get("images")
-            n_images += len(images) if isinstance(images, list) else 0
-        self._scanned = (merged, n_images)
-        return self._scanned
-
-    def _gt_path(self, src: _Source) -> Path:
+    def _doc_path(self, src: _Source) -> Path:
         return self.gt if self.results and self.gt is not None else src.json
 
-    def _load_gt(self, src: _Source) -> dict[str, Any] | None:
-        """The ground-truth document of a source (reported and None when unusable)."""
-        path = self._gt_path(src)
-        if self._cache is not None and self._cache[0] == path:
-            cached: dict[str, Any] = self._cache[1]
-            return cached
-        if path in self._broken:
-            return None
-        try:
-            doc = load_json(path)
-        except FormatError as err:
-            self._broken.add(path)
-            self.problem(path, None, err)
-            return None
+    def _invalid(self, doc: Any) -> tuple[str | None, str] | None:
         if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-            self._broken.add(path)
-            self.problem(
-                path, None, "not a COCO instances json: expected an object with an 'images' list"
-            )
-            return None
+            return None, "not a COCO instances json: expected an object with an 'images' list"
         if not self.results and not isinstance(doc.get("annotations", []), list):
-            self._broken.add(path)
-            self.problem(path, "annotations", "'annotations' must be a list")
-            return None
-        return doc
+            return "annotations", "'annotations' must be a list"
+        return None
 
     # ---- iteration
 
     def __iter__(self) -> Iterator[Sample]:
         self._scan()
         for src in self._sources:
-            doc = self._load_gt(src)
+            doc = self._load(src)
             self._cache = None
             if doc is None:
                 continue
             yield from self._samples(src, doc)
 
     def _samples(self, src: _Source, doc: dict[str, Any]) -> Iterator[Sample]:
-        gt_path = self._gt_path(src)
+        gt_path = self._doc_path(src)
         cats = {lab.id for lab in labels_of(doc.get("categories"), gt_path, _ignore)}
         images: dict[object, dict[str, Any]] = {}
         skipped: set[object] = set()

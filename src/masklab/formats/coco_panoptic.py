@@ -48,19 +48,19 @@ import numpy.typing as npt
 from masklab.core import rle
 from masklab.core.instances import Instance, instances_to_panoptic
 from masklab.core.labels import LabelMap
-from masklab.errors import FormatError, LabelMapError, MaskFormatError
+from masklab.errors import FormatError, MaskFormatError
 from masklab.formats import _base
 from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
 from masklab.formats.coco import (
     DEFAULT_SUBSET,
     JsonIndex,
+    JsonReader,
     categories_of,
     find_image,
     image_dirs,
     image_error,
     image_suffix,
     labels_of,
-    load_json,
     relative_file,
     safe_name,
     sniff,
@@ -211,7 +211,7 @@ class _Source:
     image_dirs: tuple[Path, ...]
 
 
-class Reader(_base.Reader):
+class Reader(JsonReader):
     """Samples of COCO panoptic jsons and PNGs, one image at a time."""
 
     spec: ClassVar[FormatSpec] = SPEC
@@ -241,64 +241,18 @@ class Reader(_base.Reader):
             if p.parent.name != "annotations":
                 dirs = (*dirs, p.parent / "input_images")  # panopticapi's sample_data
             self._sources.append(_Source(p, subset, p.with_suffix(""), dirs))
-        self._scanned: tuple[LabelMap, int] | None = None
-        self._cache: tuple[Path, dict[str, Any]] | None = None
-        self._broken: set[Path] = set()  # jsons reported unusable during the scan
+        self._init_cache()
 
-    @property
-    def labels(self) -> LabelMap:
-        """The given label map, else the categories of every json (merged)."""
-        if self._labels is not None:
-            return self._labels
-        return self._scan()[0]
-
-    def __len__(self) -> int:
-        return self._scan()[1]
-
-    def _scan(self) -> tuple[LabelMap, int]:
-        if self._scanned is not None:
-            return self._scanned
-        merged = LabelMap()
-        n_images = 0
-        for k, src in enumerate(self._sources):
-            doc = self._load(src)
-            if doc is None:
-                continue
-            if k == 0:
-                self._cache = (src.json, doc)
-            try:
-                merged = merged.merged(labels_of(doc.get("categories"), src.json, self.problem))
-            except LabelMapError as err:
-                self.problem(src.json, "categories", err)
-            n_images += len(doc["images"])
-        self._scanned = (merged, n_images)
-        return self._scanned
-
-    def _load(self, src: _Source) -> dict[str, Any] | None:
-        if self._cache is not None and self._cache[0] == src.json:
-            return self._cache[1]
-        if src.json in self._broken:
-            return None
-        try:
-            doc = load_json(src.json)
-        except FormatError as err:
-            self._broken.add(src.json)
-            self.problem(src.json, None, err)
-            return None
-        if not (
+    def _invalid(self, doc: Any) -> tuple[str | None, str] | None:
+        if (
             isinstance(doc, dict)
             and isinstance(doc.get("images"), list)
             and isinstance(doc.get("annotations"), list)
         ):
-            self._broken.add(src.json)
-            self.problem(
-                src.json,
-                None,
-                "not a COCO panoptic json: expected an object with 'images' and "
-                "'annotations' lists",
-            )
             return None
-        return doc
+        return None, (
+            "not a COCO panoptic json: expected an object with 'images' and 'annotations' lists"
+        )
 
     def __iter__(self) -> Iterator[Sample]:
         self._scan()
