@@ -214,6 +214,23 @@ class Writer:
     def finish(self) -> None:
         """Write what is written once at the end (index files); override as needed."""
 
+    def checked_id(self, sample: Sample) -> str | None:
+        """The sample id as a safe relative path for file names, after checking the class
+        map's shape; None (reported through :meth:`fail`) when either is unusable."""
+        rel = safe_relpath(sample.id)
+        if rel is None:
+            self.fail(sample, None, f"sample id {sample.id!r} is not a relative file name")
+            return None
+        if sample.semantic is not None and tuple(sample.semantic.shape) != tuple(sample.size):
+            self.fail(
+                sample,
+                None,
+                f"class map is {list(sample.semantic.shape)} but the sample is "
+                f"{list(sample.size)} (h, w)",
+            )
+            return None
+        return rel
+
     def place_image(self, sample: Sample, dst: Path) -> bool:
         """Put the sample's image at ``dst`` as option ``images`` says: ``link`` (a hard
         link, else a copy; the default), ``copy``, or ``none`` (annotations only, like
@@ -410,6 +427,18 @@ def write_png(
         _png.write_png_file(path, arr, palette=palette)
     except ValueError as err:
         raise MaskFormatError(f"{path}: {err}") from err
+
+
+def safe_relpath(sample_id: str) -> str | None:
+    """The id as a relative posix path, or None if it would leave the folder.
+
+    >>> safe_relpath("train/a b"), safe_relpath("../x"), safe_relpath("/etc/x")
+    ('train/a b', None, None)
+    """
+    parts = sample_id.replace("\\", "/").split("/")
+    if not sample_id or sample_id.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return None
+    return "/".join(parts)
 
 
 def ensure_dir(path: Path) -> Path:

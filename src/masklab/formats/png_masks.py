@@ -773,17 +773,8 @@ class Writer(_base.Writer):
 
     def write(self, sample: Sample) -> None:
         """Write one sample's image and mask(s) in the writer's layout."""
-        rel = _safe_relpath(sample.id)
+        rel = self.checked_id(sample)
         if rel is None:
-            self.fail(sample, None, f"sample id {sample.id!r} is not a relative file name")
-            return
-        if sample.semantic is not None and tuple(sample.semantic.shape) != tuple(sample.size):
-            self.fail(
-                sample,
-                None,
-                f"class map is {list(sample.semantic.shape)} but the sample is "
-                f"{list(sample.size)} (h, w)",
-            )
             return
         if self.layout == "instance-bitmaps":
             self._write_bitmaps(sample, rel)
@@ -798,7 +789,7 @@ class Writer(_base.Writer):
     def _base(self, sample: Sample) -> Path:
         """The folder of the sample's subset (the root when it has none)."""
         subset = sample.subset
-        if subset and _safe_relpath(subset) is not None and "/" not in subset:
+        if subset and _base.safe_relpath(subset) is not None and "/" not in subset:
             return self.stage / subset
         return self.stage
 
@@ -938,14 +929,6 @@ class Writer(_base.Writer):
         """Write labels.json: the label map and the layout."""
         data = {**self.labels.to_dict(), "layout": self.layout}
         (self.stage / LABELS_FILE).write_text(json.dumps(data, indent=1), encoding="utf-8")
-
-
-def _safe_relpath(sample_id: str) -> str | None:
-    """The id as a relative posix path, or None if it would leave the folder."""
-    parts = sample_id.replace("\\", "/").split("/")
-    if not sample_id or sample_id.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        return None
-    return "/".join(parts)
 
 
 def _image_suffix(sample: Sample) -> str:

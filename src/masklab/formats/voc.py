@@ -622,17 +622,8 @@ class Writer(_base.Writer):
 
     def write(self, sample: Sample) -> None:
         """Write one sample's class PNG, object PNG (when it has instances) and image."""
-        rel = _safe_relpath(sample.id)
+        rel = self.checked_id(sample)
         if rel is None:
-            self.fail(sample, None, f"sample id {sample.id!r} is not a relative file name")
-            return
-        if sample.semantic is not None and tuple(sample.semantic.shape) != tuple(sample.size):
-            self.fail(
-                sample,
-                None,
-                f"class map is {list(sample.semantic.shape)} but the sample is "
-                f"{list(sample.size)} (h, w)",
-            )
             return
         keep = [i for i, inst in enumerate(sample.instances) if self._fits(sample, i, inst)]
         if sample.alpha is not None:
@@ -771,14 +762,6 @@ class Writer(_base.Writer):
             self.report.loss(LABELMAP_FILE, None, "class", what)
 
 
-def _safe_relpath(sample_id: str) -> str | None:
-    """The id as a relative posix path, or None if it would leave the folder."""
-    parts = sample_id.replace("\\", "/").split("/")
-    if not sample_id or sample_id.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        return None
-    return "/".join(parts)
-
-
 def _image_suffix(sample: Sample) -> str:
     if sample.image is not None and sample.image.suffix:
         return sample.image.suffix.lower()
@@ -793,7 +776,9 @@ def _subsets_of(sample: Sample) -> list[str]:
         names = [str(s) for s in listed]
     else:
         names = [sample.subset or DEFAULT_SUBSET]
-    return [n for n in names if _safe_relpath(n) is not None and "/" not in n] or [DEFAULT_SUBSET]
+    return [n for n in names if _base.safe_relpath(n) is not None and "/" not in n] or [
+        DEFAULT_SUBSET
+    ]
 
 
 def _value_counts(
