@@ -138,7 +138,8 @@ def convert(
     output appears at ``dst`` only when the conversion finished (strict mode stops at
     the first problem and leaves ``dst`` untouched). With ``workers=2`` the writer runs
     in a second process fed through a bounded queue, so reading and writing use two
-    cores; memory stays flat.
+    cores; memory stays flat. That process is started with ``spawn``: in a script, call
+    ``convert(..., workers=2)`` under ``if __name__ == "__main__":`` (the CLI does).
     """
     reader = (
         src
