@@ -761,10 +761,55 @@ def _annotation_error(
 # --------------------------------------------------------------------------- writer
 
 
-class Writer(_base.Writer):
+class JsonWriter(_base.Writer):
+    """Base of the writers of COCO-style jsons (instances, panoptic): one streamed
+    :class:`JsonIndex` per subset, ``annotations/<prefix><subset>.json``, finished with
+    the categories of the label map."""
+
+    json_prefix: ClassVar[str]
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        labels: LabelMap,
+        strict: bool = False,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(path, labels=labels, strict=strict, overwrite=overwrite, **options)
+        self._jsons: dict[str, JsonIndex] = {}
+
+    def _index(self, subset: str) -> JsonIndex:
+        """The json of a subset, started on first use."""
+        index = self._jsons.get(subset)
+        if index is None:
+            index = JsonIndex(self.stage / "annotations" / f"{self.json_prefix}{subset}.json")
+            self._jsons[subset] = index
+        return index
+
+    def finish(self) -> None:
+        categories = categories_of(self.labels)
+        for index in self._jsons.values():
+            index.finish(
+                {
+                    "info": {"description": "written by masklab"},
+                    "licenses": [],
+                    "categories": categories,
+                }
+            )
+
+    def abort(self) -> None:
+        for index in self._jsons.values():
+            index.close()
+        super().abort()
+
+
+class Writer(JsonWriter):
     """Write samples as COCO instances jsons (``mask_encoding``: auto, polygon or rle)."""
 
     spec: ClassVar[FormatSpec] = SPEC
+    json_prefix = INSTANCES_PREFIX
 
     def __init__(
         self,
@@ -782,14 +827,10 @@ class Writer(_base.Writer):
             )
         super().__init__(path, labels=labels, strict=strict, overwrite=overwrite, **options)
         self.mask_encoding: MaskEncoding = encoding
-        self._jsons: dict[str, JsonIndex] = {}
 
     def write(self, sample: Sample) -> None:
         subset = safe_name(sample.subset) if sample.subset else DEFAULT_SUBSET
-        index = self._jsons.get(subset)
-        if index is None:
-            index = JsonIndex(self.stage / "annotations" / f"{INSTANCES_PREFIX}{subset}.json")
-            self._jsons[subset] = index
+        index = self._index(subset)
         file_name = relative_file(sample.id, image_suffix(sample))
         if file_name is None:
             self.fail(sample, None, f"sample id {sample.id!r} is not a relative file name")
@@ -880,22 +921,6 @@ class Writer(_base.Writer):
         ):
             out[k] = d
         return out
-
-    def finish(self) -> None:
-        categories = categories_of(self.labels)
-        for index in self._jsons.values():
-            index.finish(
-                {
-                    "info": {"description": "written by masklab"},
-                    "licenses": [],
-                    "categories": categories,
-                }
-            )
-
-    def abort(self) -> None:
-        for index in self._jsons.values():
-            index.close()
-        super().abort()
 
 
 def _exact_polygons(

@@ -53,9 +53,8 @@ from masklab.formats import _base
 from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
 from masklab.formats.coco import (
     DEFAULT_SUBSET,
-    JsonIndex,
     JsonReader,
-    categories_of,
+    JsonWriter,
     find_image,
     image_dirs,
     image_error,
@@ -383,30 +382,16 @@ def _is_int(value: object) -> TypeGuard[int]:
 # --------------------------------------------------------------------------- writer
 
 
-class Writer(_base.Writer):
+class Writer(JsonWriter):
     """Write samples as COCO panoptic (json + RGB PNGs of segment ids 1..N)."""
 
     spec: ClassVar[FormatSpec] = SPEC
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        labels: LabelMap,
-        strict: bool = False,
-        overwrite: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(path, labels=labels, strict=strict, overwrite=overwrite, **options)
-        self._jsons: dict[str, JsonIndex] = {}
+    json_prefix = PANOPTIC_PREFIX
 
     def write(self, sample: Sample) -> None:
         subset = safe_name(sample.subset) if sample.subset else DEFAULT_SUBSET
         name = f"{PANOPTIC_PREFIX}{subset}"
-        index = self._jsons.get(subset)
-        if index is None:
-            index = JsonIndex(self.stage / "annotations" / f"{name}.json")
-            self._jsons[subset] = index
+        index = self._index(subset)
         file_name = relative_file(sample.id, image_suffix(sample))
         png_name = relative_file(sample.id, ".png")
         if file_name is None or png_name is None:
@@ -475,19 +460,3 @@ class Writer(_base.Writer):
         index.add_annotation(
             {"image_id": image_id, "file_name": png_name, "segments_info": segments}
         )
-
-    def finish(self) -> None:
-        categories = categories_of(self.labels)
-        for index in self._jsons.values():
-            index.finish(
-                {
-                    "info": {"description": "written by masklab"},
-                    "licenses": [],
-                    "categories": categories,
-                }
-            )
-
-    def abort(self) -> None:
-        for index in self._jsons.values():
-            index.close()
-        super().abort()
