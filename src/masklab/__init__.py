@@ -10,6 +10,7 @@ from masklab.core.polygon import Part, Polygons
 from masklab.core.rle import RLE
 from masklab.errors import (
     AmbiguousFormatError,
+    BlobIntegrityError,
     FormatError,
     LabelMapError,
     MaskFormatError,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RLE",
     "AmbiguousFormatError",
+    "BlobIntegrityError",
     "FormatError",
     "LabelMapError",
     "MaskFormatError",

@@ -12,7 +12,8 @@ built-in it means (a malformed mask is a ``ValueError``)::
     ├─ LabelMapError(ValueError)      unknown colour or class, conflicting label maps
     └─ StoreError
        ├─ NotFoundError(KeyError)     dataset, version or frame id
-       └─ PublishedVersionError       a write to a published version
+       ├─ PublishedVersionError       a write to a published version
+       └─ BlobIntegrityError          a blob whose bytes no longer match its hash
 
 Messages say what is wrong, where, what was found against what was expected, and the
 fix when it is known. Programmer misuse (an argument of the wrong type) is a plain
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousFormatError",
+    "BlobIntegrityError",
     "FormatError",
     "LabelMapError",
     "MaskFormatError",
@@ -84,3 +86,7 @@ class NotFoundError(StoreError, KeyError):
 
 class PublishedVersionError(StoreError):
     """A write was attempted on a published (immutable) version."""
+
+
+class BlobIntegrityError(StoreError):
+    """A stored blob's bytes no longer match the sha256 it is stored under."""
