@@ -242,6 +242,16 @@ def test_area_and_bbox_match_pycocotools(mask):
     assert rle.bbox(r).tolist() == dense_bbox(mask)
 
 
+@given(st.lists(strategies.binary_masks(min_side=1), max_size=6))
+def test_area_bbox_batch_matches_pycocotools(masks):
+    areas, boxes = rle.area_bbox_batch([rle.encode(m) for m in masks])
+    assert areas.shape == (len(masks),) and boxes.shape == (len(masks), 4)
+    for m, a, b in zip(masks, areas.tolist(), boxes.tolist(), strict=True):
+        d = coco_encode(m)
+        assert a == int(coco.area(d))
+        assert b == coco.toBbox(d).tolist()
+
+
 def test_area_counts_pixels_not_box():
     ring = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]])
     assert rle.area(rle.encode(ring)) == 8

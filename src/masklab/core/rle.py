@@ -40,6 +40,7 @@ from masklab.errors import MaskFormatError
 __all__ = [
     "RLE",
     "area",
+    "area_bbox_batch",
     "bbox",
     "crop",
     "decode",
@@ -796,6 +797,53 @@ def bbox(rle: RLE) -> npt.NDArray[np.float64]:
     else:
         y0, y1 = int(ys.min()), int(ye.max())
     return np.array([x0, y0, x1 - x0 + 1, y1 - y0 + 1], np.float64)
+
+
+def area_bbox_batch(
+    rles: Sequence[RLE],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """:func:`area` and :func:`bbox` of many RLEs in one vectorised pass: ``(n,)`` int64
+    areas and ``(n, 4)`` float64 ``[x, y, w, h]`` boxes (what a catalog stores per mask).
+
+    >>> a, b = area_bbox_batch([encode(np.eye(3)), empty((2, 2))])
+    >>> a.tolist(), b.tolist()
+    ([3, 0], [[0.0, 0.0, 3.0, 3.0], [0.0, 0.0, 0.0, 0.0]])
+    """
+    n = len(rles)
+    areas = np.zeros(n, np.int64)
+    boxes = np.zeros((n, 4), np.float64)
+    if n == 0:
+        return areas, boxes
+    lens = np.fromiter((r.counts.size for r in rles), np.int64, n)
+    hs = np.fromiter((r.size[0] for r in rles), np.int64, n)
+    c = np.concatenate([r.counts for r in rles]).astype(np.int64)
+    first = np.cumsum(lens) - lens
+    seg = np.repeat(np.arange(n), lens)
+    local = np.arange(c.size) - first[seg]
+    before = np.concatenate([[0], np.cumsum(c)])[first]  # pixels of earlier RLEs
+    ends = np.cumsum(c) - before[seg]
+    fg = (local & 1) == 1
+    fseg = seg[fg]
+    if fseg.size == 0:
+        return areas, boxes
+    flen = c[fg]
+    areas[:] = np.bincount(fseg, weights=flen, minlength=n).astype(np.int64)
+    fh = hs[fseg]
+    xs, ys = np.divmod(ends[fg] - flen, fh)
+    xe, ye = np.divmod(ends[fg] - 1, fh)
+    # groups of foreground runs per RLE (fseg is sorted); RLEs without any are left at 0
+    starts = np.flatnonzero(np.concatenate([[True], fseg[1:] != fseg[:-1]]))
+    stops = np.concatenate([starts[1:], [fseg.size]]) - 1
+    who = fseg[starts]
+    x0, x1 = xs[starts], xe[stops]
+    spans = np.bincount(fseg, weights=(xs != xe), minlength=n)[who] > 0
+    y0 = np.where(spans, 0, np.minimum.reduceat(ys, starts))
+    y1 = np.where(spans, hs[who] - 1, np.maximum.reduceat(ye, starts))
+    boxes[who, 0] = x0
+    boxes[who, 1] = y0
+    boxes[who, 2] = x1 - x0 + 1
+    boxes[who, 3] = y1 - y0 + 1
+    return areas, boxes
 
 
 def _common_size(rles: Sequence[RLE], what: str) -> tuple[int, int]:

@@ -319,6 +319,26 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
         raise StoreError(f"unsupported catalog database {conn.dialect.name!r}")
 
 
+def insert_tuples(
+    conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], *, ignore: bool = True
+) -> None:
+    """Insert rows given as tuples in ``table``'s column order straight through the driver's
+    executemany (the import hot path: no per-row SQLAlchemy processing). With ``ignore``
+    rows whose primary key exists are skipped."""
+    if not rows:
+        return
+    names = ", ".join(f'"{c.name}"' for c in table.columns)
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    marks = ", ".join([mark] * len(table.columns))
+    if conn.dialect.name == "sqlite":
+        verb = "INSERT OR IGNORE INTO" if ignore else "INSERT INTO"
+        sql = f'{verb} "{table.name}" ({names}) VALUES ({marks})'
+    else:
+        tail = " ON CONFLICT DO NOTHING" if ignore else ""
+        sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}){tail}'
+    conn.exec_driver_sql(sql, list(rows))
+
+
 def owner_tag() -> str:
     """``host:pid`` of this process (who holds a running import)."""
     return f"{os.uname().nodename}:{os.getpid()}"

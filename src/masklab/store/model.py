@@ -233,7 +233,10 @@ class Frame:
     @property
     def key(self) -> str:
         """sha256 of the canonical content: equal frames share one catalog row."""
-        return content_key(frame_doc(self), [annotation_doc(a) for a in self.annotations])
+        return content_key(
+            canonical_json(frame_doc(self)),
+            (canonical_json(annotation_doc(a)) for a in self.annotations),
+        )
 
 
 # ---- canonical documents (what the catalog stores, and what the key hashes)
@@ -313,13 +316,18 @@ def annotation_doc(a: Annotation, rle_string: str | None = None) -> dict[str, An
 
 def canonical_json(obj: Any) -> str:
     """Deterministic JSON (sorted keys, no spaces): the hashed and stored form."""
+    if not obj and isinstance(obj, dict):
+        return "{}"
     try:
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise StoreError(f"frame metadata must be JSON-serialisable: {e}") from e
 
 
-def content_key(frame: Mapping[str, Any], annotations: Sequence[Mapping[str, Any]]) -> str:
-    """sha256 hex of a frame's canonical document and its annotations."""
-    text = canonical_json({"frame": frame, "annotations": list(annotations)})
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def content_key(frame_text: str, annotation_texts: Iterable[str]) -> str:
+    """sha256 hex of a frame's canonical JSON and its annotations' (one per line)."""
+    h = hashlib.sha256(frame_text.encode("utf-8"))
+    for text in annotation_texts:
+        h.update(b"\n")
+        h.update(text.encode("utf-8"))
+    return h.hexdigest()

@@ -40,7 +40,7 @@ from masklab.errors import NotFoundError, PublishedVersionError, StoreError
 from masklab.formats import _png
 from masklab.store import catalog as cat
 from masklab.store.blobs import BlobStore
-from masklab.store.catalog import Catalog, insert_ignore, now, owner_tag
+from masklab.store.catalog import Catalog, insert_tuples, now, owner_tag
 from masklab.store.model import (
     Annotation,
     Frame,
@@ -383,87 +383,75 @@ def _refresh_counts(conn: Connection, vid: int) -> None:
 
 @dataclass(frozen=True)
 class _Rows:
+    """Catalog rows of a batch of frames, as tuples in each table's column order."""
+
     keys: list[str]
-    frames: list[dict[str, Any]]
-    sources: list[dict[str, Any]]
-    annotations: list[dict[str, Any]]
-    labels: list[dict[str, Any]]
-    values: list[dict[str, Any]]
+    frames: list[tuple[Any, ...]]
+    sources: list[tuple[Any, ...]]
+    annotations: list[tuple[Any, ...]]
+    labels: list[tuple[Any, ...]]
+    values: list[tuple[Any, ...]]
 
 
 def _frame_rows(frames: Sequence[Frame]) -> _Rows:
-    """Catalog rows of a batch of frames (RLE strings encoded in one batch)."""
+    """Catalog rows of a batch of frames: RLE strings, areas and boxes in one batch each."""
     with_rle = [a.rle for f in frames for a in f.annotations if a.rle is not None]
-    strings = iter(c["counts"] for c in _rle.to_coco_batch(with_rle)) if with_rle else iter(())
+    strings: Iterator[str] = iter(())
+    measures: Iterator[tuple[int, list[float]]] = iter(())
+    if with_rle:
+        strings = iter(c["counts"] for c in _rle.to_coco_batch(with_rle))
+        areas, boxes = _rle.area_bbox_batch(with_rle)
+        measures = zip(areas.tolist(), boxes.tolist(), strict=True)
     out = _Rows([], [], [], [], [], [])
     for f in frames:
         fdoc = frame_doc(f)
-        adocs = []
-        for a in f.annotations:
-            adocs.append(annotation_doc(a, next(strings) if a.rle is not None else None))
-        key = content_key(fdoc, adocs)
+        ftext = canonical_json(fdoc)
+        atexts: list[str] = []
+        arows: list[tuple[Any, ...]] = []
+        labels: set[str] = set()
+        for i, a in enumerate(f.annotations):
+            rle_string = next(strings) if a.rle is not None else None
+            d = annotation_doc(a, rle_string)
+            atexts.append(canonical_json(d))
+            labels.update(a.labels)
+            area: int | None = None
+            box: list[float] | None = list(a.box) if a.box is not None else None
+            if a.rle is not None:
+                area, box = next(measures)
+            h, w = (None, None) if a.rle is None else a.rle.size
+            arows.append(
+                (
+                    i,
+                    a.source,
+                    json.dumps(d["labels"]),
+                    a.class_id,
+                    a.instance_id,
+                    h,
+                    w,
+                    rle_string,
+                    area,
+                    *(box if box is not None else (None, None, None, None)),
+                    None if a.box is None else json.dumps(d["box"]),
+                    None if a.polygons is None else json.dumps(d["polygons"]),
+                    a.score,
+                    bool(a.iscrowd),
+                    canonical_json(d["meta"]),
+                )
+            )
+        key = content_key(ftext, atexts)
         out.keys.append(key)
         out.frames.append(
-            {
-                "key": key,
-                "frame_id": f.id,
-                "context_id": f.context_id,
-                "timestamp": f.timestamp,
-                "meta": canonical_json(fdoc["meta"]),
-                "doc": canonical_json(fdoc),
-                "n_annotations": len(adocs),
-            }
+            (key, f.id, f.context_id, f.timestamp, canonical_json(fdoc["meta"]), ftext, len(arows))
         )
+        out.annotations.extend((key, *r) for r in arows)
         values: set[int] = set()
         for s in f.sources:
-            out.sources.append(
-                {
-                    "frame_key": key,
-                    "source_id": s.id,
-                    "uri": s.uri,
-                    "width": s.width,
-                    "height": s.height,
-                    "content_type": s.content_type,
-                }
-            )
+            out.sources.append((key, s.id, s.uri, s.width, s.height, s.content_type))
             for m in s.masks.values():
                 if m.mode == "pixel" and m.values:
                     values.update(m.values)
-        out.values.extend({"frame_key": key, "value": v} for v in sorted(values))
-        labels: set[str] = set()
-        for i, (a, d) in enumerate(zip(f.annotations, adocs, strict=True)):
-            labels.update(a.labels)
-            box = None
-            area = None
-            if a.rle is not None:
-                area = _rle.area(a.rle)
-                box = _rle.bbox(a.rle).tolist()
-            elif a.box is not None:
-                box = list(a.box)
-            out.annotations.append(
-                {
-                    "frame_key": key,
-                    "idx": i,
-                    "source_id": a.source,
-                    "labels": json.dumps(d["labels"]),
-                    "class_id": a.class_id,
-                    "instance_id": a.instance_id,
-                    "h": None if a.rle is None else a.rle.size[0],
-                    "w": None if a.rle is None else a.rle.size[1],
-                    "rle": None if d["rle"] is None else d["rle"]["counts"],
-                    "area": area,
-                    "bx": None if box is None else box[0],
-                    "by": None if box is None else box[1],
-                    "bw": None if box is None else box[2],
-                    "bh": None if box is None else box[3],
-                    "box": None if a.box is None else json.dumps(d["box"]),
-                    "polygons": None if a.polygons is None else json.dumps(d["polygons"]),
-                    "score": a.score,
-                    "iscrowd": bool(a.iscrowd),
-                    "meta": canonical_json(d["meta"]),
-                }
-            )
-        out.labels.extend({"frame_key": key, "label": lab} for lab in sorted(labels))
+        out.values.extend((key, v) for v in sorted(values))
+        out.labels.extend((key, lab) for lab in sorted(labels))
     return out
 
 
@@ -842,14 +830,14 @@ def _insert_frames(conn: Connection, rows: _Rows) -> None:
     if len(have) == len(set(rows.keys)):
         return
 
-    def new(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [r for r in items if r["frame_key"] not in have]
+    def new(items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [r for r in items if r[0] not in have] if have else items
 
-    insert_ignore(conn, cat.frames, [r for r in rows.frames if r["key"] not in have])
-    insert_ignore(conn, cat.sources, new(rows.sources))
-    insert_ignore(conn, cat.rois, new(rows.annotations))
-    insert_ignore(conn, cat.frame_labels, new(rows.labels))
-    insert_ignore(conn, cat.mask_values, new(rows.values))
+    insert_tuples(conn, cat.frames, new(rows.frames))
+    insert_tuples(conn, cat.sources, new(rows.sources))
+    insert_tuples(conn, cat.rois, new(rows.annotations))
+    insert_tuples(conn, cat.frame_labels, new(rows.labels))
+    insert_tuples(conn, cat.mask_values, new(rows.values))
 
 
 def load_frames(conn: Connection, keys: Sequence[str]) -> dict[str, Frame]:
