@@ -209,7 +209,7 @@ class Store:
             ).all()
             for vid, owner in rows:
                 if _owner_dead(owner, host):
-                    _delete_version(conn, vid)
+                    delete_version_rows(conn, vid)
                     removed += 1
         return removed
 
@@ -229,7 +229,8 @@ def _owner_dead(owner: str | None, host: str) -> bool:
     return False
 
 
-def _delete_version(conn: Connection, vid: int) -> None:
+def delete_version_rows(conn: Connection, vid: int) -> None:
+    """Delete a version's staged changes, members and row (frame rows stay: shared)."""
     conn.execute(delete(cat.changes).where(cat.changes.c.version_id == vid))
     conn.execute(delete(cat.members).where(cat.members.c.version_id == vid))
     conn.execute(delete(cat.versions).where(cat.versions.c.id == vid))
@@ -304,7 +305,7 @@ class Dataset:
                 if existing.status == "importing" and _owner_dead(
                     existing.owner, os.uname().nodename
                 ):
-                    _delete_version(conn, existing.id)  # an import that died: start over
+                    delete_version_rows(conn, existing.id)  # an import that died: start over
                 elif existing.status == "importing":
                     raise StoreError(
                         f"version {self.name}:{name} is being imported by {existing.owner}; "
@@ -364,7 +365,7 @@ class Dataset:
                 raise StoreError(
                     f"version {v.ref} is the parent of {child.name!r}; delete it first"
                 )
-            _delete_version(conn, v.id)
+            delete_version_rows(conn, v.id)
 
 
 def _refresh_counts(conn: Connection, vid: int) -> None:
@@ -672,7 +673,9 @@ class Version:
         ).scalar()
         return max(a if a is not None else -1, b if b is not None else -1) + 1
 
-    def _write(self, frames: Iterable[Frame], mode: Literal["add", "update"], batch: int) -> None:
+    def _write(
+        self, frames: Iterable[Frame], mode: Literal["add", "update", "upsert"], batch: int
+    ) -> None:
         staged: list[str] = []
         try:
             chunk: list[Frame] = []
@@ -714,6 +717,10 @@ class Version:
                     )
                 start = self._next_seq(conn)
                 seqs = [start + j for j in range(len(ids))]
+            elif mode == "upsert":
+                start = self._next_seq(conn)
+                fresh = iter(range(start, start + len(ids)))
+                seqs = [p if (p := present.get(i)) is not None else next(fresh) for i in ids]
             else:
                 missing = [i for i in ids if present.get(i) is None]
                 if missing:
