@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-dev
 BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-bench
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
+# `make test`: lint, then the whole suite beside a throwaway PostgreSQL and S3 server (moto) on
+# loopback (scripts/services.sh); `make test-fast`: pytest alone, the store's PostgreSQL and S3
+# tests skip (fail under CI=true)
 test: $(STAMP) lint
+	scripts/services.sh run -- $(BIN)/python -m pytest
+
+test-fast: $(STAMP)
 	$(BIN)/python -m pytest
 
 $(BENCH_STAMP): pyproject.toml

@@ -245,7 +245,8 @@ def test_area_and_bbox_match_pycocotools(mask):
 @given(st.lists(strategies.binary_masks(min_side=1), max_size=6))
 def test_area_bbox_batch_matches_pycocotools(masks):
     areas, boxes = rle.area_bbox_batch([rle.encode(m) for m in masks])
-    assert areas.shape == (len(masks),) and boxes.shape == (len(masks), 4)
+    assert areas.shape == (len(masks),)
+    assert boxes.shape == (len(masks), 4)
     for m, a, b in zip(masks, areas.tolist(), boxes.tolist(), strict=True):
         d = coco_encode(m)
         assert a == int(coco.area(d))

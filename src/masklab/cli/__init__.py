@@ -1,0 +1,10 @@
+"""The ``masklab`` command line: ``app`` (Typer) and ``main`` (the console script).
+
+``app.py`` holds the shared machinery and the format commands (demo, info, convert);
+``store.py`` the dataset store's (import, export, datasets, versions, diff, frames, publish).
+"""
+
+from masklab.cli import store as _store  # noqa: F401  (registers the store commands)
+from masklab.cli.app import app, main
+
+__all__ = ["app", "main"]

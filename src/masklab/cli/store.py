@@ -1,0 +1,345 @@
+"""Store commands: import, export, datasets, versions, diff, frames, publish.
+
+The store is ``$MASKLAB_HOME`` (``~/.masklab`` when unset) or ``--home DIR``; ``MASKLAB_CATALOG``
+and ``MASKLAB_BLOBS`` point the catalog at PostgreSQL and the blobs at S3.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from masklab.cli.app import (
+    _load_labels,
+    _print_problems,
+    _progress,
+    _reported,
+    _stderr,
+    _stdout,
+    app,
+)
+
+if TYPE_CHECKING:
+    from masklab.store import Store, Version
+    from masklab.store.diff import VersionDiff
+
+Home = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        metavar="DIR",
+        file_okay=False,
+        help=r"The store's folder \[default: $MASKLAB_HOME, else ~/.masklab].",
+        show_default=False,
+    ),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+Where = Annotated[
+    str | None,
+    typer.Option(
+        "--where",
+        help="Filter frames, e.g. 'label=cat and area=100..5000 and meta.split=train'.",
+    ),
+]
+
+
+def open_store(home: Path | None) -> Store:
+    """The store at ``home`` (or the environment's)."""
+    from masklab.store import Store
+
+    return Store(home=home)
+
+
+def _version_of(store: Store, ref: str, base: str | None = None) -> Version:
+    """``DATASET:VERSION`` or ``DATASET``; a bare ``VERSION`` in the dataset of ``base``."""
+    if ":" not in ref and base is not None:
+        try:
+            store.dataset(ref)
+        except KeyError:
+            return store.dataset(base.partition(":")[0]).version(ref)
+    return store.version(ref)
+
+
+def _frames_of(version: Version, where: str | None) -> Any:
+    if not where:
+        return None
+    from masklab.store.query import DataView, parse_where
+
+    return DataView(version).where(**parse_where(where))
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(exists=True, resolve_path=True, help="Dataset to import.")
+    ],
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset name (created if new).")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="New version's name [default: vN].")
+    ] = None,
+    parent: Annotated[
+        str | None, typer.Option("--parent", help="Start from this version's frames.")
+    ] = None,
+    source_format: Annotated[
+        str | None, typer.Option("--from", help="The format; detected when not given.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", exists=True, help="A label map json.")
+    ] = None,
+    ingest: Annotated[
+        bool, typer.Option("--ingest", help="Copy images into the store's blobs.")
+    ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first problem.")] = False,
+    home: Home = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Import a dataset in any readable format as a new version (all or nothing)."""
+    from masklab.formats import open_reader
+    from masklab.store.importer import import_path
+
+    with _reported(ctx):
+        store = open_store(home)
+        reader = open_reader(path, source_format, labels=_load_labels(labels), strict=strict)
+        with _progress("importing") as bar:
+            task = bar.add_task("import", total=None)
+            result = import_path(
+                store,
+                reader,
+                dataset=dataset,
+                version=version,
+                parent=parent,
+                strict=strict,
+                ingest=ingest,
+                progress=lambda n: bar.advance(task, n),
+            )
+    if json_out:
+        _stdout().print_json(data={**result.to_dict(), "report": result.report.to_dict()})
+        return
+    out = _stdout()
+    out.print(
+        f"imported {result.frames} frames, {result.annotations} annotations into "
+        f"[bold]{escape(result.version)}[/] in {result.seconds:.1f} s",
+        highlight=False,
+    )
+    _print_problems(out, result.report)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="DATASET[:VERSION]", help="What to export.")],
+    dst: Annotated[Path, typer.Argument(resolve_path=True, help="Where to write.")],
+    to: Annotated[str, typer.Option("--to", help="Target format.")],
+    where: Where = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first problem.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace DST.")] = False,
+    report_file: Annotated[
+        Path | None, typer.Option("--report", help="Write the conversion report as json.")
+    ] = None,
+    home: Home = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Export a version (or the frames --where selects) to any writable format."""
+    from masklab.store.exporter import export_version
+
+    with _reported(ctx):
+        store = open_store(home)
+        v = store.version(ref)
+        frames = _frames_of(v, where)
+        with _progress("exporting") as bar:
+            task = bar.add_task("export", total=v.frame_count if frames is None else None)
+            report = export_version(
+                v,
+                dst,
+                to=to,
+                frames=frames,
+                strict=strict,
+                overwrite=overwrite,
+                progress=lambda n: bar.advance(task, n),
+            )
+        if report_file is not None:
+            report_file.write_text(json.dumps(report.to_dict(), indent=1))
+    if json_out:
+        _stdout().print_json(data=report.to_dict())
+        return
+    out = _stdout()
+    out.print(
+        f"{escape(v.ref)} -> {to}: {report.samples} frames, {report.instances} instances, "
+        f"{report.exact} written pixel-exact; written to {escape(str(dst))}",
+        highlight=False,
+    )
+    counts = report.loss_counts()
+    if counts:
+        table = Table("what the target could not hold", "instances", box=box.SIMPLE)
+        for what, n in sorted(counts.items()):
+            table.add_row(what, str(n))
+        out.print(table)
+    _print_problems(out, report)
+
+
+@app.command()
+def datasets(ctx: typer.Context, home: Home = None, json_out: JsonOut = False) -> None:
+    """List the store's datasets."""
+    with _reported(ctx):
+        store = open_store(home)
+        rows: list[dict[str, Any]] = []
+        for ds in store.datasets():
+            vs = ds.versions()
+            rows.append(
+                {
+                    "name": ds.name,
+                    "description": ds.description,
+                    "versions": len(vs),
+                    "latest": vs[-1].name if vs else None,
+                    "frames": vs[-1].frame_count if vs else 0,
+                    "created_at": ds.created_at,
+                }
+            )
+    if json_out:
+        _stdout().print_json(data=rows)
+        return
+    table = Table("dataset", "versions", "latest", "frames", "created", box=box.SIMPLE)
+    for r in rows:
+        table.add_row(
+            escape(r["name"]),
+            str(r["versions"]),
+            escape(r["latest"] or "-"),
+            str(r["frames"]),
+            r["created_at"][:19],
+        )
+    _stdout().print(table)
+
+
+@app.command()
+def versions(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="DATASET")],
+    home: Home = None,
+    json_out: JsonOut = False,
+) -> None:
+    """List a dataset's versions: status, parent, frames, instances, labels."""
+    with _reported(ctx):
+        store = open_store(home)
+        rows: list[dict[str, Any]] = []
+        for v in store.dataset(name).versions():
+            parent = v.parent
+            rows.append(
+                {
+                    "name": v.name,
+                    "status": v.status,
+                    "parent": parent.name if parent else None,
+                    "frames": v.frame_count,
+                    "instances": v.instance_count,
+                    "labels": [lab.name for lab in v.label_map],
+                    "created_at": v.created_at,
+                }
+            )
+    if json_out:
+        _stdout().print_json(data=rows)
+        return
+    table = Table("version", "status", "parent", "frames", "instances", "labels", box=box.SIMPLE)
+    for r in rows:
+        labels = ", ".join(r["labels"][:6]) + (" ..." if len(r["labels"]) > 6 else "")
+        table.add_row(
+            escape(r["name"]),
+            r["status"],
+            escape(r["parent"] or "-"),
+            str(r["frames"]),
+            str(r["instances"]),
+            escape(labels),
+        )
+    _stdout().print(table)
+
+
+def diff_table(result: VersionDiff, *, limit: int = 20) -> Table:
+    """The changed frames of a diff, one row per changed mask."""
+    table = Table(
+        "frame",
+        "mask",
+        "change",
+        "pixels",
+        "detail",
+        box=box.SIMPLE,
+        title=f"{result.a} -> {result.b}: +{len(result.added)} -{len(result.removed)} "
+        f"~{len(result.changed)} frames",
+    )
+    for f in result.changed[:limit]:
+        for m in f.masks:
+            table.add_row(escape(f.frame_id), escape(m.mask), m.kind, str(m.pixels), m.detail)
+        if f.other:
+            table.add_row(escape(f.frame_id), "-", "changed", "", ", ".join(f.other))
+    return table
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(metavar="A", help="DATASET:VERSION")],
+    b: Annotated[str, typer.Argument(metavar="B", help="DATASET:VERSION, or VERSION of A's")],
+    pixels: Annotated[
+        bool, typer.Option("--pixels/--no-pixels", help="Count differing pixels per mask.")
+    ] = True,
+    home: Home = None,
+    json_out: JsonOut = False,
+) -> None:
+    """What changed from A to B: frames added, removed, changed, and pixels per mask."""
+    from masklab.store.diff import diff as diff_versions
+
+    with _reported(ctx):
+        store = open_store(home)
+        va = store.version(a)
+        vb = _version_of(store, b, base=va.ref)
+        result = diff_versions(va, vb, pixels=pixels)
+    if json_out:
+        _stdout().print_json(data=result.to_dict())
+        return
+    out = _stdout()
+    out.print(diff_table(result))
+    for what, ids in (("added", result.added), ("removed", result.removed)):
+        if ids:
+            more = f" (+{len(ids) - 10} more)" if len(ids) > 10 else ""
+            out.print(f"{what}: {escape(', '.join(ids[:10]))}{more}", highlight=False)
+
+
+@app.command()
+def frames(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="DATASET[:VERSION]")],
+    where: Where = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Print at most N ids.")] = 20,
+    home: Home = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Count and list the frames of a version that --where selects."""
+    with _reported(ctx):
+        store = open_store(home)
+        v = store.version(ref)
+        view = _frames_of(v, where)
+        ids = view.frame_ids() if view is not None else v.frame_ids()
+    if json_out:
+        _stdout().print_json(data={"version": v.ref, "count": len(ids), "frames": ids[:limit]})
+        return
+    out = _stdout()
+    out.print(f"{escape(v.ref)}: {len(ids)} frames", highlight=False)
+    for i in ids[:limit]:
+        out.print(escape(i), highlight=False)
+
+
+@app.command()
+def publish(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="DATASET:VERSION")],
+    home: Home = None,
+) -> None:
+    """Commit and publish a version: it never changes afterwards."""
+    with _reported(ctx):
+        v = open_store(home).version(ref)
+        v.publish()
+    _stderr().print(f"published {v.ref}", highlight=False)
