@@ -37,3 +37,11 @@ def shared_data():
         return path
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def _own_masklab_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Every test gets its own MASKLAB_HOME: nothing writes the user's store or the repo's."""
+    monkeypatch.setenv("MASKLAB_HOME", str(tmp_path_factory.mktemp("masklab-home")))
+    monkeypatch.delenv("MASKLAB_CATALOG", raising=False)
+    monkeypatch.delenv("MASKLAB_BLOBS", raising=False)

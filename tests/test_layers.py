@@ -24,6 +24,7 @@ LAYER = {
     "iis": 4,
     "viewer": 4,
     "demo": 5,
+    "demo_store": 5,
     "cli": 5,
 }
 CORE_ALLOWED = {"numpy", "cv2", "masklab", "__future__", "hypothesis"}

@@ -193,21 +193,54 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic scenes.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Draw synthetic scenes, write COCO RLE and polygon json, check both read back exactly."""
+    """Draw synthetic scenes, write COCO RLE and polygon json, check both read back exactly,
+    then version them in the embedded store, diff two versions and export one."""
+    from masklab.cli.store import diff_table
+    from masklab.demo_store import run_store_demo
+
     out_dir = out if out is not None else (_home() / "demo").resolve()
+    home = _home().resolve()
     with _reported(ctx):
         result = _demo.run_demo(out_dir, seed=seed)
+        stored = run_store_demo(home, out_dir / _demo.RLE_FILE, out_dir)
+    problems = [*result.problems, *stored.problems]
     if json_out:
-        _stdout().print_json(data=result.to_dict())
+        _stdout().print_json(
+            data={
+                **result.to_dict(),
+                "store": {
+                    "store": stored.store,
+                    "versions": [stored.v1, stored.v2],
+                    "frames": stored.frames,
+                    "annotations": stored.annotations,
+                    "diff": stored.diff.to_dict(),
+                    "exports": stored.exports,
+                    "problems": list(stored.problems),
+                },
+            }
+        )
     else:
         stdout = _stdout()
         stdout.print(_demo_table(result))
         stdout.print(_conversions_table(result))
-        if result.ok:
+        stdout.print(
+            f"store: imported {stored.frames} frames, {stored.annotations} annotations as "
+            f"{stored.v1} (published); {stored.v2} moves a mask, drops one, renames a class",
+            highlight=False,
+        )
+        stdout.print(f"$ masklab diff {stored.v1} {stored.v2}", highlight=False)
+        stdout.print(diff_table(stored.diff))
+        for fmt, folder in stored.exports.items():
+            stdout.print(f"exported {stored.v2} to {fmt}: {escape(folder)}", highlight=False)
+        if not problems:
+            stdout.print(
+                f"browse the store: MASKLAB_HOME={escape(str(home))} masklab versions demo",
+                highlight=False,
+            )
             stdout.print(_verdict(result), highlight=False)
-    if not result.ok:
-        more = f" (and {len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
-        _fail(f"demo check failed: {result.problems[0]}{more}")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        _fail(f"demo check failed: {problems[0]}{more}")
 
 
 def _progress(what: str) -> Progress:

@@ -150,6 +150,22 @@ class Store:
             except StoreError:  # created by another process meanwhile
                 return self.dataset(name)
 
+    def delete_dataset(self, name: str) -> None:
+        """Delete a dataset and all its versions (frame rows and blobs stay; shared)."""
+        ds = self.dataset(name)
+        with self.catalog.write() as conn:
+            vids = conn.execute(
+                select(cat.versions.c.id)
+                .where(cat.versions.c.dataset_id == ds.id)
+                .order_by(cat.versions.c.id.desc())
+            ).scalars()
+            for vid in list(vids):
+                conn.execute(
+                    update(cat.versions).where(cat.versions.c.id == vid).values(parent_id=None)
+                )
+                delete_version_rows(conn, vid)
+            conn.execute(delete(cat.datasets).where(cat.datasets.c.id == ds.id))
+
     def version(self, ref: str) -> Version:
         """``"DATASET:VERSION"``, or ``"DATASET"`` for its newest version."""
         name, _, version = ref.partition(":")
