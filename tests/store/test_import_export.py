@@ -217,6 +217,7 @@ def test_two_processes_import_into_one_dataset_at_once(catalog_url, tmp_path):
     out_b, err_b = pb.communicate(timeout=300)
     assert pa.returncode == 0, err_a
     assert pb.returncode == 0, err_b
+    assert (out_a.strip(), out_b.strip()) == ("1500", "1200")
     with Store(catalog=catalog_url, blobs=blobs) as store:
         ds = store.dataset("d")
         assert sorted(v.name for v in ds.versions()) == ["va", "vb"]
