@@ -7,10 +7,12 @@ URL (a local folder by default, S3 for teams).
 """
 
 from masklab.store.model import Annotation, Frame, Mask, Source
+from masklab.store.query import DataView, parse_where
 from masklab.store.store import Dataset, Store, Version, default_home
 
 __all__ = [
     "Annotation",
+    "DataView",
     "Dataset",
     "Frame",
     "Mask",
@@ -18,4 +20,5 @@ __all__ = [
     "Store",
     "Version",
     "default_home",
+    "parse_where",
 ]

@@ -68,10 +68,11 @@ The ``--where`` grammar (:func:`parse_where`), conditions joined by ``and``::
     bbox_w=..32  bbox_h>=8     ranges as area (no > or <: widths are not integers)
     bbox_within=0,0,640,480    x0,y0,x1,y1
     meta.weather=rain          unquoted true/false/null/numbers are typed, quote for a string
-    meta.speed=10..20          a numeric range (also >=, <=, >, <)
+    meta.speed=10..20          a numeric range (also meta.speed>=10, meta.speed<=20)
     count(cat)>=2              also count(cat)=2, count(cat)=1..3, count(cat)<2
     touches_border             also not touches_border, touches_border=false
-    annotation(label=cat and area>=100)   one annotation meets all of these
+    annotation(label=cat and area>=100)   one annotation meets all of these (label,
+                               class_id, area, bbox_w, bbox_h, bbox_within, touches_border)
 
 Values with spaces or any of ``=<>!()"'`` are quoted with ``"`` or ``'`` (backslash escapes).
 """
@@ -815,12 +816,12 @@ class DataView:
             return int(conn.execute(select(func.count()).select_from(sub)).scalar_one())
 
     def frame_ids(self) -> list[str]:
-        """Ids of the matching frames, in version order."""
+        """Ids of the matching frames, in version order (order, sampling and take aside)."""
         with self._version.store.catalog.read() as conn:
             return [fid for fid, _ in self._rows(conn)]
 
     def keys(self) -> list[str]:
-        """Content keys of the matching frames, in version order."""
+        """Content keys of the matching frames, in version order (as :meth:`frame_ids`)."""
         with self._version.store.catalog.read() as conn:
             return [k for _, k in self._rows(conn)]
 
@@ -954,6 +955,8 @@ class DataView:
 
     def frames(self, *, batch: int = BATCH) -> Iterator[Frame]:
         """Frames in iteration order, loaded ``batch`` at a time (memory stays bounded)."""
+        if _int("batch", batch) < 1:
+            raise StoreError(f"batch must be >= 1, got {batch}")
         plan = self._plan() if self._s.remap is not None else None
         keys = self.iter_keys()
         while chunk := list(islice(keys, batch)):
@@ -1261,7 +1264,7 @@ class _Acc:
                 raise p.fail(
                     value, f"bad range for {name}", f"write {name}=LO..HI, {_kind(integer)}"
                 )
-            return (_num(lo, integer), _num(hi, integer))
+            return _range(name, (_num(lo, integer), _num(hi, integer)))
         if value.kind != "word" or not re.fullmatch(num, value.text):
             raise p.fail(
                 value, f"{name} needs {_kind(integer)}", f"write {name}>=N or {name}=LO..HI"

@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,9 @@ from masklab.store.model import (
     frame_doc,
     source_from_doc,
 )
+
+if TYPE_CHECKING:
+    from masklab.store.query import DataView
 
 __all__ = ["Dataset", "Store", "Version", "default_home"]
 
@@ -841,6 +844,13 @@ class Version:
 
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()
+
+    def view(self, *, seed: int | None = None) -> DataView:
+        """A :class:`~masklab.store.query.DataView` over the committed frames (filters,
+        seeded shuffles, weighted and infinite iteration, label remapping)."""
+        from masklab.store.query import DataView
+
+        return DataView(self, seed=seed)
 
 
 def _insert_frames(conn: Connection, rows: _Rows) -> None:
