@@ -587,11 +587,28 @@ class Reader(JsonReader):
                 record = {**ann, "id": i + 1} if self.results else ann
                 groups.setdefault(image_id, []).append((where, record))
         del anns
-        for image_id, im in images.items():
+        items = list(images.items())
+        for start in range(0, len(items), _WINDOW):
+            window = items[start : start + _WINDOW]
+            decoded = _decode_window([(im, groups.get(image_id, [])) for image_id, im in window])
+            yield from self._window_samples(window, groups, decoded, src, cats, ann_path)
+
+    def _window_samples(
+        self,
+        window: list[tuple[object, dict[str, Any]]],
+        groups: dict[object, list[tuple[str, dict[str, Any]]]],
+        decoded: dict[int, rle.RLE],
+        src: _Source,
+        cats: set[int],
+        ann_path: Path,
+    ) -> Iterator[Sample]:
+        for image_id, im in window:
             h, w = int(im["height"]), int(im["width"])
             file_name = str(im["file_name"])
             sample_id = PurePosixPath(file_name).with_suffix("").as_posix()
-            instances = self._instances(groups.pop(image_id, []), (h, w), cats, ann_path, sample_id)
+            instances = self._instances(
+                groups.pop(image_id, []), (h, w), cats, ann_path, sample_id, decoded
+            )
             yield Sample(
                 id=sample_id,
                 size=(h, w),
@@ -608,10 +625,12 @@ class Reader(JsonReader):
         cats: set[int],
         path: Path,
         sample_id: str,
+        decoded: dict[int, rle.RLE],
     ) -> list[Instance]:
-        """Decode one image's annotations (polygons in one batch, RLEs in another);
-        bad ones are reported in the json's order, polygons reaching outside the image
-        counted as ``clipped`` (the mask keeps only what lies inside, as in pycocotools)."""
+        """Decode one image's annotations (polygons in one batch, RLEs in another, or
+        already in ``decoded``: id(annotation) -> mask); bad ones are reported in the
+        json's order, polygons reaching outside the image counted as ``clipped`` (the mask
+        keeps only what lies inside, as in pycocotools)."""
         h, w = size
         polys: list[int] = []
         rles: list[int] = []
@@ -621,6 +640,8 @@ class Reader(JsonReader):
             err = _annotation_error(ann, size, cats, self.results)
             if err is not None:
                 errors[k] = err
+            elif id(ann) in decoded:
+                masks[k] = decoded[id(ann)]
             else:
                 (polys if isinstance(ann["segmentation"], list) else rles).append(k)
         for ks, one, batch in (
@@ -670,6 +691,36 @@ class Reader(JsonReader):
                 )
             )
         return out
+
+
+_WINDOW = 512  # images whose compressed RLE strings are decoded in one vectorised call
+
+
+def _decode_window(
+    window: list[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]],
+) -> dict[int, rle.RLE]:
+    """Decode the compressed RLE strings of many images at once (one NumPy pass instead of
+    one per image): id(annotation) -> mask. Only well-formed strings of the image's size
+    are taken; when any of them fails, nothing is, and each image decodes (and reports)
+    its own."""
+    anns: list[dict[str, Any]] = []
+    for im, group in window:
+        size = [im["height"], im["width"]]
+        for _, ann in group:
+            seg = ann.get("segmentation")
+            if (
+                isinstance(seg, dict)
+                and isinstance(seg.get("counts"), str)
+                and seg.get("size") == size
+            ):
+                anns.append(ann)
+    if not anns:
+        return {}
+    try:
+        masks = rle.from_coco_batch([a["segmentation"] for a in anns])
+    except (MaskFormatError, TypeError, ValueError):
+        return {}
+    return {id(a): m for a, m in zip(anns, masks, strict=True)}
 
 
 def _outside(rings: tuple[tuple[float, ...], ...], h: int, w: int) -> bool:

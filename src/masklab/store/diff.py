@@ -17,10 +17,11 @@ import numpy as np
 from sqlalchemy import and_, select
 
 from masklab.core import rle as _rle
+from masklab.core.labels import LabelMap
 from masklab.errors import StoreError
 from masklab.store import catalog as cat
 from masklab.store.model import Annotation, Frame
-from masklab.store.store import Version
+from masklab.store.store import Store, Version
 
 __all__ = ["FrameDiff", "MaskChange", "VersionDiff", "diff"]
 
@@ -134,15 +135,17 @@ def diff(a: Version, b: Version, *, pixels: bool = True) -> VersionDiff:
         return out
     keys_a = [k for _, k, _ in changed]
     keys_b = [k for _, _, k in changed]
+    labels = b.label_map
     for fa, fb in zip(a.frames_by_keys(keys_a), b.frames_by_keys(keys_b), strict=True):
-        out.changed.append(frame_diff(a, fa, fb))
+        out.changed.append(frame_diff(b.store, labels, fa, fb))
     return out
 
 
-def frame_diff(version: Version, fa: Frame, fb: Frame) -> FrameDiff:
-    """Per-mask pixel differences between two contents of one frame."""
+def frame_diff(store: Store, labels: LabelMap, fa: Frame, fb: Frame) -> FrameDiff:
+    """Per-mask pixel differences between two contents of one frame (RGB pixel masks are
+    read through ``labels``)."""
     masks = list(_annotation_changes(fa.annotations, fb.annotations))
-    masks.extend(_pixel_mask_changes(version, fa, fb))
+    masks.extend(_pixel_mask_changes(store, labels, fa, fb))
     other = []
     if dict(fa.meta) != dict(fb.meta):
         other.append("meta")
@@ -195,9 +198,9 @@ def _rle_pixels(a: Annotation, b: Annotation) -> int:
     return _rle.area(_rle.merge([a.rle, b.rle], "xor"))
 
 
-def _pixel_mask_changes(version: Version, fa: Frame, fb: Frame) -> Iterator[MaskChange]:
-    store = version.store
-    labels = version.label_map
+def _pixel_mask_changes(
+    store: Store, labels: LabelMap, fa: Frame, fb: Frame
+) -> Iterator[MaskChange]:
     sa = {s.id: s for s in fa.sources}
     sb = {s.id: s for s in fb.sources}
     for sid in sorted(set(sa) | set(sb)):
