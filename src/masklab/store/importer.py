@@ -156,7 +156,7 @@ def import_path(
 
 
 def _batch() -> int:
-    return int(os.environ.get("MASKLAB_IMPORT_BATCH", "2000"))
+    return int(os.environ.get("MASKLAB_IMPORT_BATCH", "1000"))
 
 
 def _next_name(existing: list[Version]) -> str:

@@ -21,10 +21,12 @@ never changes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -475,6 +477,20 @@ def _frame_rows(frames: Sequence[Frame]) -> _Rows:
     return out
 
 
+def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    """Frames in lists of ``size`` (the last may be shorter)."""
+    chunk: list[Frame] = []
+    for f in frames:
+        if not isinstance(f, Frame):
+            raise TypeError(f"add_frames takes Frame objects, got {type(f).__name__}")
+        chunk.append(f)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def _check_frame(f: Frame) -> None:
     """Refuse masks whose size differs from their source's."""
     for s in f.sources:
@@ -695,35 +711,45 @@ class Version:
     def _write(
         self, frames: Iterable[Frame], mode: Literal["add", "update", "upsert"], batch: int
     ) -> None:
+        """Stage frames ``batch`` at a time: this thread validates and builds the rows of
+        one batch while a catalog thread writes the previous one (SQLite and psycopg
+        release the GIL), so both cores work. On any error what this call staged goes."""
         staged: list[str] = []
+        seen: set[str] = set()
+        pending: Future[None] | None = None
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="masklab-catalog")
         try:
-            chunk: list[Frame] = []
-            for f in frames:
-                if not isinstance(f, Frame):
-                    raise TypeError(f"add_frames takes Frame objects, got {type(f).__name__}")
-                chunk.append(f)
-                if len(chunk) >= batch:
-                    self._write_chunk(chunk, mode, staged)
-                    chunk = []
-            if chunk:
-                self._write_chunk(chunk, mode, staged)
+            for chunk in _chunks(frames, batch):
+                ids, rows = self._prepare(chunk, seen)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(self._write_chunk, ids, rows, mode, staged)
+            if pending is not None:
+                pending.result()
         except BaseException:
+            if pending is not None:
+                with contextlib.suppress(BaseException):
+                    pending.result()  # let the catalog thread finish before cleaning up
             if staged:
                 self._unstage(staged)
             raise
+        finally:
+            pool.shutdown(wait=True)
 
-    def _write_chunk(self, chunk: list[Frame], mode: str, staged: list[str]) -> None:
+    @staticmethod
+    def _prepare(chunk: list[Frame], seen: set[str]) -> tuple[list[str], _Rows]:
+        """Check a batch (unique ids, mask sizes) and build its catalog rows."""
         ids = [f.id for f in chunk]
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
-            raise StoreError(f"frame id {dup!r} appears twice in one call; frame ids are unique")
-        if set(ids) & set(staged):
-            dup = next(i for i in ids if i in set(staged))
-            raise StoreError(f"frame id {dup!r} appears twice in one call; frame ids are unique")
+        for i in ids:
+            if i in seen:
+                raise StoreError(f"frame id {i!r} appears twice in one call; frame ids are unique")
+            seen.add(i)
         for f in chunk:
             _check_frame(f)
-        rows = _frame_rows(chunk)
+        return ids, _frame_rows(chunk)
+
+    def _write_chunk(self, ids: list[str], rows: _Rows, mode: str, staged: list[str]) -> None:
+        """Insert a batch's rows and stage its membership changes, in one transaction."""
         with self.store.catalog.write() as conn:
             self._check_writable(f"{mode} frames in", conn)
             present = self._present(conn, ids)
