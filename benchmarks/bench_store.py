@@ -47,6 +47,7 @@ PEAK_TARGET = 1.25  # big import's peak / small import's peak
 LATENCY_S = 1.0
 QUERY_RUNS = 5
 CHANGED = 0.01  # share of frames the child version changes
+HERE = Path(__file__).resolve().parent
 LABEL = "cat"
 AREA = (1_000, 5_000)
 FO_FRAMES = 1_000
@@ -84,6 +85,29 @@ from masklab.formats import open_reader
 n = sum(1 for _ in open_reader(sys.argv[1], "coco"))
 hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
 print(hwm, n)
+"""
+
+# the store's own write path, frames streamed through add_frames (no json held): bounded?
+STORE_CHILD = """
+import re, sys
+sys.path.insert(0, sys.argv[3])
+import _synthetic_coco as syn
+from masklab.store import Annotation, Frame, Store
+home, n = sys.argv[1], int(sys.argv[2])
+pool = syn.mask_pool()
+store = Store(home=home, catalog=f"sqlite:///{home}/catalog.db", blobs=f"{home}/blobs")
+v = store.create_dataset("mem").create_version("v1")
+def frames():
+    for i in range(n):
+        anns = [Annotation((syn.CATEGORIES[(i + j) % 20],), 1 + (i + j) % 20,
+                           rle=pool[(7 * i + j) % len(pool)], instance_id=j) for j in range(5)]
+        yield Frame.single(f"{i:07d}", f"/img/{i:07d}.jpg", width=640, height=480,
+                           annotations=anns)
+v.add_frames(frames())
+v.commit()
+assert len(v) == n
+store.close()
+print(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
 """
 
 FO_CHILD = """
@@ -239,7 +263,29 @@ def bench_import(tmp: Path, pool: list[rle.RLE]) -> tuple[list[dict[str, Any]], 
     mem["reader_peak_mib"] = {str(FRAMES): b["reader_peak_mib"], str(n_small): s["reader_peak_mib"]}
     mem["stat"] = "VmHWM of one fresh process each"
     print(format_line(mem).replace(" ms", " MiB"), flush=True)  # the *_ms fields hold MiB here
-    return [rec, mem], tmp / "store-big"
+    peaks = {}
+    for n in (n_small, FRAMES):
+        out = subprocess.run(
+            [sys.executable, "-c", STORE_CHILD, str(tmp / f"mem-{n}"), str(n), str(HERE)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=_clean_env(),
+        )
+        peaks[n] = _mib(out.stdout.split()[-1])
+        shutil.rmtree(tmp / f"mem-{n}")
+    store_mem = make_record(
+        f"store write path peak {_k(FRAMES)} / {_k(n_small)}",
+        peaks[FRAMES] / 1e3,
+        peaks[n_small] / 1e3,
+        peer=f"{_k(n_small)} frames",
+        target=PEAK_TARGET,
+        op="<=",
+    )
+    store_mem["peak_mib"] = {str(k): v for k, v in peaks.items()}
+    store_mem["stat"] = "VmHWM of one fresh process each; frames streamed through add_frames"
+    print(format_line(store_mem).replace(" ms", " MiB"), flush=True)
+    return [rec, mem, store_mem], tmp / "store-big"
 
 
 # --------------------------------------------------------------------------- queries
