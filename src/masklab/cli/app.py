@@ -33,6 +33,7 @@ from masklab import __version__
 from masklab import demo as _demo
 from masklab.core.labels import LabelMap
 from masklab.errors import LabelMapError, MaskLabError
+from masklab.formats.report import ConversionReport
 
 __all__ = ["app", "main"]
 
@@ -410,17 +411,25 @@ def convert(
                 workers=workers,
                 **opts,
             )
-        if report_file is not None:
-            report_file.write_text(json.dumps(report.to_dict(), indent=1))
+    headline = (
+        f"{report.source} -> {report.target}: {report.samples} images, {report.instances} "
+        f"instances, {report.exact} written pixel-exact; written to {escape(str(dst))}"
+    )
+    show_report(report, headline, report_file=report_file, json_out=json_out)
+
+
+def show_report(
+    report: ConversionReport, headline: str, *, report_file: Path | None, json_out: bool
+) -> None:
+    """Print a conversion report (a headline, the losses, the problems; or JSON), and
+    write it to ``report_file`` when given."""
+    if report_file is not None:
+        report_file.write_text(json.dumps(report.to_dict(), indent=1))
     if json_out:
         _stdout().print_json(data=report.to_dict())
         return
     out = _stdout()
-    out.print(
-        f"{report.source} -> {report.target}: {report.samples} images, {report.instances} "
-        f"instances, {report.exact} written pixel-exact; written to {escape(str(dst))}",
-        highlight=False,
-    )
+    out.print(headline, highlight=False)
     counts = report.loss_counts()
     if counts:
         table = Table("what the target could not hold", "instances", box=box.SIMPLE)

@@ -6,7 +6,6 @@ and ``MASKLAB_BLOBS`` point the catalog at PostgreSQL and the blobs at S3.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,6 +22,7 @@ from masklab.cli.app import (
     _stderr,
     _stdout,
     app,
+    show_report,
 )
 
 if TYPE_CHECKING:
@@ -164,24 +164,11 @@ def export(
                 overwrite=overwrite,
                 progress=lambda n: bar.advance(task, n),
             )
-        if report_file is not None:
-            report_file.write_text(json.dumps(report.to_dict(), indent=1))
-    if json_out:
-        _stdout().print_json(data=report.to_dict())
-        return
-    out = _stdout()
-    out.print(
+    headline = (
         f"{escape(v.ref)} -> {to}: {report.samples} frames, {report.instances} instances, "
-        f"{report.exact} written pixel-exact; written to {escape(str(dst))}",
-        highlight=False,
+        f"{report.exact} written pixel-exact; written to {escape(str(dst))}"
     )
-    counts = report.loss_counts()
-    if counts:
-        table = Table("what the target could not hold", "instances", box=box.SIMPLE)
-        for what, n in sorted(counts.items()):
-            table.add_row(what, str(n))
-        out.print(table)
-    _print_problems(out, report)
+    show_report(report, headline, report_file=report_file, json_out=json_out)
 
 
 @app.command()
