@@ -37,6 +37,19 @@ from masklab.formats.report import ConversionReport
 
 __all__ = ["app", "main"]
 
+# options several commands share, spelled once
+SourceFormat = Annotated[
+    str | None, typer.Option("--from", help="The format; detected when not given.")
+]
+LabelsFile = Annotated[Path | None, typer.Option("--labels", exists=True, help="A label map json.")]
+Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first problem.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace DST.")]
+ReportFile = Annotated[
+    Path | None, typer.Option("--report", help="Write the conversion report as json.")
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
@@ -192,7 +205,7 @@ def demo(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic scenes.")] = 0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Draw synthetic scenes, write COCO RLE and polygon json, check both read back exactly,
     then version them in the embedded store, diff two versions and export one."""
@@ -308,13 +321,9 @@ def _parse_value(value: str) -> Any:
 def info(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(exists=True, resolve_path=True, help="File or folder.")],
-    source_format: Annotated[
-        str | None, typer.Option("--from", help="The format; detected when not given.")
-    ] = None,
-    labels: Annotated[
-        Path | None, typer.Option("--labels", exists=True, help="A label map json.")
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    source_format: SourceFormat = None,
+    labels: LabelsFile = None,
+    json_out: JsonOut = False,
 ) -> None:
     """Describe a dataset: format, images, instances, classes, mask sizes, problems."""
     from masklab.formats import open_reader
@@ -364,17 +373,13 @@ def convert(
     source_format: Annotated[
         str | None, typer.Option("--from", help="Source format; detected when not given.")
     ] = None,
-    labels: Annotated[
-        Path | None, typer.Option("--labels", exists=True, help="A label map json.")
-    ] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first problem.")] = False,
-    report_file: Annotated[
-        Path | None, typer.Option("--report", help="Write the conversion report as json.")
-    ] = None,
+    labels: LabelsFile = None,
+    strict: Strict = False,
+    report_file: ReportFile = None,
     mask_encoding: Annotated[
         str | None, typer.Option("--mask-encoding", help="COCO: polygon, rle or auto.")
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace DST.")] = False,
+    overwrite: Overwrite = False,
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="2: write in a second process (two cores).")
     ] = 1,

@@ -15,6 +15,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from masklab.cli.app import (
+    JsonOut,
+    LabelsFile,
+    Overwrite,
+    ReportFile,
+    SourceFormat,
+    Strict,
     _load_labels,
     _print_problems,
     _progress,
@@ -39,7 +45,7 @@ Home = Annotated[
         show_default=False,
     ),
 ]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+JsonOut = JsonOut
 Where = Annotated[
     str | None,
     typer.Option(
@@ -87,16 +93,12 @@ def import_(
     parent: Annotated[
         str | None, typer.Option("--parent", help="Start from this version's frames.")
     ] = None,
-    source_format: Annotated[
-        str | None, typer.Option("--from", help="The format; detected when not given.")
-    ] = None,
-    labels: Annotated[
-        Path | None, typer.Option("--labels", exists=True, help="A label map json.")
-    ] = None,
+    source_format: SourceFormat = None,
+    labels: LabelsFile = None,
     ingest: Annotated[
         bool, typer.Option("--ingest", help="Copy images into the store's blobs.")
     ] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first problem.")] = False,
+    strict: Strict = False,
     home: Home = None,
     json_out: JsonOut = False,
 ) -> None:
@@ -138,11 +140,9 @@ def export(
     dst: Annotated[Path, typer.Argument(resolve_path=True, help="Where to write.")],
     to: Annotated[str, typer.Option("--to", help="Target format.")],
     where: Where = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first problem.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace DST.")] = False,
-    report_file: Annotated[
-        Path | None, typer.Option("--report", help="Write the conversion report as json.")
-    ] = None,
+    strict: Strict = False,
+    overwrite: Overwrite = False,
+    report_file: ReportFile = None,
     home: Home = None,
     json_out: JsonOut = False,
 ) -> None:

@@ -303,22 +303,6 @@ def migrate(engine: Engine) -> int:
     return SCHEMA_VERSION
 
 
-def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows, skipping those whose primary key exists (content-addressed rows)."""
-    if not rows:
-        return
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        conn.execute(sqlite_insert(table).on_conflict_do_nothing(), list(rows))
-    elif conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        conn.execute(pg_insert(table).on_conflict_do_nothing(), list(rows))
-    else:  # pragma: no cover - only sqlite and postgresql are supported
-        raise StoreError(f"unsupported catalog database {conn.dialect.name!r}")
-
-
 def insert_tuples(
     conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], *, ignore: bool = True
 ) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import and_, select
+from sqlalchemy import Connection, and_, select
 
 from masklab.core import rle as _rle
 from masklab.core.labels import LabelMap
@@ -84,6 +84,22 @@ class VersionDiff:
         }
 
 
+def _only_in(conn: Connection, mine: int, other: int) -> list[str]:
+    """Frame ids in version ``mine`` and not in ``other``, in ``mine``'s order."""
+    m = cat.members.alias("m")
+    o = cat.members.alias("o")
+    return list(
+        conn.execute(
+            select(m.c.frame_id)
+            .select_from(
+                m.outerjoin(o, and_(o.c.version_id == other, o.c.frame_id == m.c.frame_id))
+            )
+            .where(m.c.version_id == mine, o.c.frame_id.is_(None))
+            .order_by(m.c.seq)
+        ).scalars()
+    )
+
+
 def changed_ids(a: Version, b: Version) -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
     """Frame ids added in ``b``, removed from ``a``, and ``(id, key_a, key_b)`` of those whose
     content differs: three indexed joins, no frame loaded."""
@@ -92,25 +108,8 @@ def changed_ids(a: Version, b: Version) -> tuple[list[str], list[str], list[tupl
     ma = cat.members.alias("ma")
     mb = cat.members.alias("mb")
     with a.store.catalog.read() as conn:
-        added = conn.execute(
-            select(mb.c.frame_id)
-            .select_from(
-                mb.outerjoin(ma, and_(ma.c.version_id == a.id, ma.c.frame_id == mb.c.frame_id))
-            )
-            .where(mb.c.version_id == b.id, ma.c.frame_id.is_(None))
-            .order_by(mb.c.seq)
-        ).scalars()
-        added_ids = list(added)
-        removed_ids = list(
-            conn.execute(
-                select(ma.c.frame_id)
-                .select_from(
-                    ma.outerjoin(mb, and_(mb.c.version_id == b.id, mb.c.frame_id == ma.c.frame_id))
-                )
-                .where(ma.c.version_id == a.id, mb.c.frame_id.is_(None))
-                .order_by(ma.c.seq)
-            ).scalars()
-        )
+        added_ids = _only_in(conn, b.id, a.id)
+        removed_ids = _only_in(conn, a.id, b.id)
         changed = [
             (r[0], r[1], r[2])
             for r in conn.execute(

@@ -66,7 +66,7 @@ def sample_to_frame(
         uri = blob_uri(store.blobs.put(sample.image_bytes))
     elif sample.image is not None:
         path = sample.image.resolve()
-        uri = blob_uri(store.blobs.put(path.read_bytes())) if ingest else str(path)
+        uri = blob_uri(store.blobs.ingest(str(path))) if ingest else str(path)
         content_type = mimetypes.guess_type(path.name)[0]
     masks = {}
     if sample.semantic is not None:

@@ -824,15 +824,19 @@ class Version:
 
     # ---- reads
 
-    def frame_ids(self) -> list[str]:
-        """Committed frame ids in order."""
+    def _members(self, column: str) -> list[str]:
+        """One column of the committed members, in version order."""
         m = cat.members
         with self.store.catalog.read() as conn:
             return list(
                 conn.execute(
-                    select(m.c.frame_id).where(m.c.version_id == self.id).order_by(m.c.seq)
+                    select(m.c[column]).where(m.c.version_id == self.id).order_by(m.c.seq)
                 ).scalars()
             )
+
+    def frame_ids(self) -> list[str]:
+        """Committed frame ids in order."""
+        return self._members("frame_id")
 
     def frame(self, frame_id: str) -> Frame:
         """One committed frame by id."""
@@ -851,13 +855,7 @@ class Version:
 
     def frame_keys(self) -> list[str]:
         """Content keys of the committed frames, in order."""
-        m = cat.members
-        with self.store.catalog.read() as conn:
-            return list(
-                conn.execute(
-                    select(m.c.frame_key).where(m.c.version_id == self.id).order_by(m.c.seq)
-                ).scalars()
-            )
+        return self._members("frame_key")
 
     def frames_by_keys(self, keys: Sequence[str], *, batch: int = BATCH) -> Iterator[Frame]:
         """Frames by content key, in the order given."""
