@@ -110,7 +110,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from masklab.core.labels import Label, LabelMap, voc_color
 from masklab.errors import StoreError
 from masklab.store import catalog as cat
-from masklab.store import store as _store
 from masklab.store.model import Annotation, Frame
 
 if TYPE_CHECKING:
@@ -958,12 +957,8 @@ class DataView:
         if _int("batch", batch) < 1:
             raise StoreError(f"batch must be >= 1, got {batch}")
         plan = self._plan() if self._s.remap is not None else None
-        keys = self.iter_keys()
-        while chunk := list(islice(keys, batch)):
-            with self._version.store.catalog.read() as conn:
-                loaded = _store.load_frames(conn, chunk)
-            for k in chunk:
-                yield loaded[k] if plan is None else plan.apply(loaded[k])
+        for frame in self._version.frames_by_keys(self.iter_keys(), batch=batch):
+            yield frame if plan is None else plan.apply(frame)
 
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()

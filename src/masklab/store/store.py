@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -857,10 +858,11 @@ class Version:
         """Content keys of the committed frames, in order."""
         return self._members("frame_key")
 
-    def frames_by_keys(self, keys: Sequence[str], *, batch: int = BATCH) -> Iterator[Frame]:
-        """Frames by content key, in the order given."""
-        for start in range(0, len(keys), batch):
-            chunk = keys[start : start + batch]
+    def frames_by_keys(self, keys: Iterable[str], *, batch: int = BATCH) -> Iterator[Frame]:
+        """Frames by content key, in the order given (any iterable, endless ones too),
+        loaded ``batch`` at a time."""
+        it = iter(keys)
+        while chunk := list(islice(it, batch)):
             with self.store.catalog.read() as conn:
                 loaded = load_frames(conn, chunk)
             for k in chunk:
