@@ -1,0 +1,1 @@
+"""Segmentation metrics as papers compute them: semantic, COCO mask AP, panoptic quality."""

@@ -1,0 +1,1 @@
+"""Training-ready targets, joint transforms and the PyTorch / TensorFlow adapters."""
