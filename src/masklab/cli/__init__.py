@@ -1,9 +1,11 @@
 """The ``masklab`` command line: ``app`` (Typer) and ``main`` (the console script).
 
 ``app.py`` holds the shared machinery and the format commands (demo, info, convert);
-``store.py`` the dataset store's (import, export, datasets, versions, diff, frames, publish).
+``store.py`` the dataset store's (import, export, datasets, versions, diff, frames, publish);
+``eval.py`` ``masklab eval``.
 """
 
+from masklab.cli import eval as _eval  # noqa: F401  (registers masklab eval)
 from masklab.cli import store as _store  # noqa: F401  (registers the store commands)
 from masklab.cli.app import app, main
 
