@@ -111,3 +111,46 @@ def test_panoptic_perfect_prediction_on_the_real_sample(shared_data, tmp_path: P
     assert doc["things"]["n"] == sum(1 for c in present if isthing[c])
     assert doc["stuff"]["n"] == sum(1 for c in present if not isthing[c])
     assert doc["images"] == 2
+
+
+def test_instance_ap_equals_pycocotools(shared_data, tmp_path: Path):
+    pytest.importorskip("pycocotools")
+    from pycocotools import mask as cocomask
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt_path = shared_data(
+        "airo-mono-coco-val2017-small",
+        "airo-dataset-tools",
+        "test",
+        "test_data",
+        "instances_val2017_small.json",
+    )
+    coco = COCO(str(gt_path))
+    rng = np.random.default_rng(5)
+    results = []
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        m = coco.annToMask(ann)
+        m = np.roll(m, int(rng.integers(-2, 3)), axis=1)  # a hit, or nearly
+        rle = cocomask.encode(np.asfortranarray(m))
+        rle["counts"] = rle["counts"].decode("ascii")
+        score = round(float(rng.uniform(0.3, 1.0)), 3)
+        results.append({"image_id": ann["image_id"], "category_id": ann["category_id"]})
+        results[-1]["segmentation"] = rle
+        results[-1]["score"] = score
+    pred_path = tmp_path / "results.json"
+    pred_path.write_text(json.dumps(results))
+    out = tmp_path / "ap.json"
+    res = _run(str(gt_path), str(pred_path), "--task", "instance", "--out", str(out))
+    assert "Average Precision" in res.output
+
+    with open(pred_path) as f:  # pycocotools alters what it loads: give it its own copy
+        dt = coco.loadRes(json.load(f))
+    ev = COCOeval(coco, dt, "segm")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    doc = json.loads(out.read_text())
+    stats = list(doc["stats"].values())  # AP, AP50, ... in COCOeval's order
+    assert stats == pytest.approx(ev.stats.tolist(), abs=1e-9)
+    assert stats[0] > 0.1  # the test data is not degenerate
