@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/masklab demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 
 # `make test`: lint, then the whole suite beside a throwaway PostgreSQL and S3 server (moto) on
