@@ -579,6 +579,17 @@ class TestRemap:
         # f6's unlabeled annotation is a dog through its class id (2) in the label map
         assert [a.labels for a in frames["f6"].annotations] == [("animal",), ("animal",)]
 
+    def test_relabeler_is_a_picklable_remap_of_fetched_frames(self, zoo: Zoo) -> None:
+        import pickle
+
+        plain = DataView(zoo.version)
+        view = plain.remap({"cat": "animal", "dog": "animal"})
+        assert view.is_remapped and not plain.is_remapped
+        relabel = pickle.loads(pickle.dumps(view.relabeler()))
+        f1 = next(f for f in zoo.frames if f.id == "f1")
+        assert [a.labels for a in relabel(f1).annotations] == [("animal",)] * 3
+        assert plain.infinite().is_endless and not plain.infinite().take(3).is_endless
+
     def test_geometry_is_kept(self, zoo: Zoo) -> None:
         view = DataView(zoo.version).remap({"cat": "animal"})
         f0 = next(iter(view))

@@ -884,6 +884,21 @@ class DataView:
         """Repeat epochs forever (reshuffled or redrawn per epoch; an empty view ends)."""
         return self._with(infinite=True)
 
+    @property
+    def is_endless(self) -> bool:
+        """True for an infinite view without a ``take``: iterating it never ends."""
+        return bool(self._s.infinite and self._s.limit is None)
+
+    @property
+    def is_remapped(self) -> bool:
+        """True when :meth:`remap` relabels this view's frames."""
+        return self._s.remap is not None
+
+    def relabeler(self) -> Callable[[Frame], Frame]:
+        """The remap as a picklable function frame -> relabelled frame (the version's label
+        map is read once, here), for frames fetched elsewhere, e.g. in loader workers."""
+        return self._plan().apply
+
     def take(self, n: int) -> DataView:
         """Stop after ``n`` frames."""
         if _int("take", n) < 0:

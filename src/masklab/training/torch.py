@@ -146,7 +146,7 @@ class _StoreFrames:
         self,
         version: Version,
         keys: Sequence[str],
-        plan: Any,  # a DataView's remap plan (its .apply(frame) relabels annotations)
+        plan: Any,  # a DataView's relabeler(): frame -> relabelled frame
         lut: npt.NDArray[np.uint16] | None,
     ) -> None:
         store = version.store
@@ -192,7 +192,7 @@ class _StoreFrames:
         out = []
         for frame in version.frames_by_keys(keys, batch=max(1, len(keys))):
             if self.plan is not None:
-                frame = self.plan.apply(frame)
+                frame = self.plan(frame)
             try:
                 sample = frame_to_sample(version.store, frame, self.labels)
             except (MaskLabError, OSError) as err:
@@ -272,11 +272,6 @@ class _ReaderArgs:
         return open_reader(self.path, self.format, labels=self.labels)
 
 
-def _infinite(view: DataView) -> bool:
-    state = view._s  # DataView has no public flag for this (nor for its remap, below)
-    return bool(state.infinite and state.limit is None)
-
-
 def _resolve(
     source: Source, format: str | None, label_map: LabelMap | None
 ) -> tuple[_StoreFrames | _ReaderArgs, LabelMap, list[str] | None]:
@@ -288,13 +283,13 @@ def _resolve(
         frames = _StoreFrames(source, keys, None, None)
         return frames, source.label_map if label_map is None else label_map, ids
     if isinstance(source, DataView):
-        if _infinite(source):
+        if source.is_endless:
             raise StoreError(
                 f"{source!r} is infinite and a dataset needs an end; use view.take(n), or "
                 "a finite view with IterableSegmentationDataset(shuffle=True) per epoch"
             )
-        remapped = _has_remap(source)
-        plan = source._plan() if remapped else None
+        remapped = source.is_remapped
+        plan = source.relabeler() if remapped else None
         lut = source.pixel_lut() if remapped else None
         keys = list(source.iter_keys())
         frames = _StoreFrames(source.version, keys, plan, lut)
@@ -308,10 +303,6 @@ def _resolve(
         "source must be a store Version, a DataView or a dataset path (str or Path), got "
         f"{type(source).__name__}"
     )
-
-
-def _has_remap(view: DataView) -> bool:
-    return view._s.remap is not None
 
 
 # --------------------------------------------------------------------------- items
