@@ -6,12 +6,16 @@ STAMP  := $(VENV)/.installed-dev
 # benchmarks run in their own venv: Datumaro (the peer) and its dependencies stay out of .venv
 BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-bench
+# torch goes in first, alone: that resolves to the CPU build on disk here (2.13.0+cpu). Left to
+# the resolver of the whole dev set, pip backtracks onto the registry's CUDA build (GBs)
+TORCH := 2.13.0
 
 .PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "torch==$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
@@ -37,6 +41,7 @@ test-fast: $(STAMP)
 $(BENCH_STAMP): pyproject.toml
 	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q "torch==$(TORCH)"
 	$(BENCH_VENV)/bin/python -m pip install -q -e ".[dev,bench]"
 	@touch $(BENCH_STAMP)
 
