@@ -584,11 +584,13 @@ class TestRemap:
 
         plain = DataView(zoo.version)
         view = plain.remap({"cat": "animal", "dog": "animal"})
-        assert view.is_remapped and not plain.is_remapped
+        assert view.is_remapped
+        assert not plain.is_remapped
         relabel = pickle.loads(pickle.dumps(view.relabeler()))
         f1 = next(f for f in zoo.frames if f.id == "f1")
         assert [a.labels for a in relabel(f1).annotations] == [("animal",)] * 3
-        assert plain.infinite().is_endless and not plain.infinite().take(3).is_endless
+        assert plain.infinite().is_endless
+        assert not plain.infinite().take(3).is_endless
 
     def test_geometry_is_kept(self, zoo: Zoo) -> None:
         view = DataView(zoo.version).remap({"cat": "animal"})
