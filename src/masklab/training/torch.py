@@ -684,7 +684,28 @@ def _expand_targets(y: Any, device: torch.device | str | None) -> Any:
 # --------------------------------------------------------------------------- datasets
 
 
-class SegmentationDataset(Dataset[Item]):
+class _Described:
+    """What both dataset kinds tell about their targets."""
+
+    _items: _Items
+
+    @property
+    def task(self) -> Task:
+        """``semantic``, ``instance`` or ``panoptic``."""
+        return self._items.task
+
+    @property
+    def label_map(self) -> LabelMap:
+        """The label map the targets are built with."""
+        return self._items.label_map
+
+    @property
+    def train_ids(self) -> TrainIds:
+        """Dataset label id -> training id (``.names``, ``.num_classes``, ``.ignore_index``)."""
+        return self._items.train_ids
+
+
+class SegmentationDataset(_Described, Dataset[Item]):
     """Map-style dataset of ``(image, target)`` over a store version, a DataView or a
     path (see the module docstring for sources, items and workers).
 
@@ -734,21 +755,6 @@ class SegmentationDataset(Dataset[Item]):
         )
 
     @property
-    def task(self) -> Task:
-        """``semantic``, ``instance`` or ``panoptic``."""
-        return self._items.task
-
-    @property
-    def label_map(self) -> LabelMap:
-        """The label map the targets are built with."""
-        return self._items.label_map
-
-    @property
-    def train_ids(self) -> TrainIds:
-        """Dataset label id -> training id (``.names``, ``.num_classes``, ``.ignore_index``)."""
-        return self._items.train_ids
-
-    @property
     def ids(self) -> list[str]:
         """Sample (frame) ids, in item order."""
         return list(self._ids)
@@ -776,7 +782,7 @@ class SegmentationDataset(Dataset[Item]):
         return self._items.build(self._frames.samples(idx), idx, batch=len(idx) > 1)
 
 
-class IterableSegmentationDataset(IterableDataset[Item]):
+class IterableSegmentationDataset(_Described, IterableDataset[Item]):
     """Streaming dataset of ``(image, target)``; the same sources, items and options as
     :class:`SegmentationDataset`.
 
@@ -824,21 +830,6 @@ class IterableSegmentationDataset(IterableDataset[Item]):
         self.seed = int(seed)
         self.buffer = int(buffer)
         self.epoch = 0
-
-    @property
-    def task(self) -> Task:
-        """``semantic``, ``instance`` or ``panoptic``."""
-        return self._items.task
-
-    @property
-    def label_map(self) -> LabelMap:
-        """The label map the targets are built with."""
-        return self._items.label_map
-
-    @property
-    def train_ids(self) -> TrainIds:
-        """Dataset label id -> training id."""
-        return self._items.train_ids
 
     def set_epoch(self, epoch: int) -> None:
         """Pick the epoch whose order the next iteration follows (with ``shuffle``)."""
