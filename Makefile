@@ -30,9 +30,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # `make test`: lint, then the whole suite beside a throwaway PostgreSQL and S3 server (moto) on
-# loopback (scripts/services.sh); `make test-fast`: pytest alone, the store's PostgreSQL and S3
-# tests skip (fail under CI=true)
+# loopback (scripts/services.sh), with Debian's chromium for the viewer's browser tests
+# (scripts/chromium.sh); `make test-fast`: pytest alone, the store's PostgreSQL and S3 tests
+# and, without chromium, the browser tests skip (all fail under CI=true)
 test: $(STAMP) lint
+	scripts/chromium.sh
 	scripts/services.sh run -- $(BIN)/python -m pytest
 
 test-fast: $(STAMP)

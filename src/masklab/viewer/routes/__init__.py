@@ -1,0 +1,2 @@
+"""The viewer's routers, one module a resource: datasets, versions (frames, images,
+thumbnails, colours), diff, and the static page."""
