@@ -14,6 +14,7 @@ import masklab
 SRC = Path(masklab.__file__).parent
 LAYER = {
     "errors": 0,
+    "_workers": 0,
     "core": 1,
     "rle": 1,
     "polygon": 1,
@@ -26,6 +27,7 @@ LAYER = {
     "tf": 4,
     "iis": 4,
     "viewer": 4,
+    "ray": 4,
     "demo": 5,
     "demo_store": 5,
     "cli": 5,

@@ -364,6 +364,9 @@ def _print_problems(out: Console, report: Any) -> None:
         out.print(f"... and {len(report.problems) - 20} more problems (see --json)")
 
 
+CONVERT_PER_WORKER = 64  # the default starts no more workers than samples / 64
+
+
 @app.command()
 def convert(
     ctx: typer.Context,
@@ -381,8 +384,16 @@ def convert(
     ] = None,
     overwrite: Overwrite = False,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="2: write in a second process (two cores).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help=r"Processes that decode and encode \[default: every core, one per "
+            f"{CONVERT_PER_WORKER} samples at most]; 1: this process only. The output is "
+            "the same for any number.",
+            show_default=False,
+        ),
+    ] = None,
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="Writer option KEY=VALUE.")
     ] = None,
@@ -394,6 +405,7 @@ def convert(
 ) -> None:
     """Convert a dataset to another format and report what the conversion kept."""
     from masklab import formats
+    from masklab._workers import auto_workers
 
     with _reported(ctx):
         opts = _options(option or [])
@@ -403,8 +415,11 @@ def convert(
         reader = formats.open_reader(
             src, source_format, labels=label_map, strict=strict, **_options(read_option or [])
         )
+        total = _length(reader)
+        if workers is None:
+            workers = auto_workers(total, per_worker=CONVERT_PER_WORKER)
         with _progress("converting") as bar:
-            task = bar.add_task("convert", total=_length(reader))
+            task = bar.add_task("convert", total=total)
             report = formats.convert(
                 reader,
                 dst,

@@ -12,13 +12,22 @@ truth) is reported per record and left out of the scores, or stops the run with
 * instance: COCO mask AP/AR by the COCOeval protocol. A COCO GT json with a COCO results
   list is scored straight from the two json files, exactly as pycocotools would.
 * panoptic: PQ/SQ/RQ per class and for all/things/stuff, by panopticapi's definition.
+
+``--workers N`` (default: every core, but one per 32 ground-truth samples) scores semantic
+and panoptic pairs in N processes while this one reads and matches the samples; each pair's
+counts come back in GT order and are added in that order, so the json (problems included)
+is the same for any N, to the last bit. Instance AP runs in one process whatever N: COCOeval
+needs every detection at once, and its matching is already vectorised.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Iterator
+import operator
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,6 +36,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from masklab._workers import auto_workers, ordered_map
 from masklab.cli.app import LabelsFile, SourceFormat, Strict, _load_labels, _reported, _stdout, app
 from masklab.cli.store import Home, open_store
 from masklab.core.labels import LabelMap
@@ -35,6 +45,16 @@ from masklab.formats._base import Reader, Sample
 
 Task = Literal["semantic", "instance", "panoptic"]
 OutFile = Annotated[Path, typer.Option("--out", help="Where to write the result json.")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help=r"Processes to score in \[default: every core, one per 32 samples at most].",
+        show_default=False,
+    ),
+]
+PAIRS_PER_WORKER = 32  # the default starts no more workers than GT samples / 32
 
 
 class EvalProblems:
@@ -110,28 +130,27 @@ def _open_pred(pred: Path, fmt: str | None, gt: str, labels: LabelMap) -> Reader
 # ---- the three tasks
 
 
-def _semantic(gt: Reader, pred: Reader, problems: EvalProblems) -> dict[str, Any]:
+def _semantic(gt: Reader, pred: Reader, problems: EvalProblems, workers: int = 1) -> dict[str, Any]:
     from masklab.metrics.boundary import BoundaryF
     from masklab.metrics.semantic import ConfusionMatrix
-    from masklab.training.targets import TrainIds, class_map
+    from masklab.training.targets import TrainIds
 
     tid = TrainIds.from_label_map(gt.labels)
     cm = ConfusionMatrix(tid.num_classes, ignore_index=tid.ignore_index, names=tid.names)
     bf = BoundaryF(tid.num_classes, ignore_index=tid.ignore_index, names=tid.names)
     images = 0
-    for g, p in pairs(gt, pred, problems):
-        if g.size != p.size:
-            problems.add(g.id, f"prediction is {list(p.size)} (h, w), ground truth {list(g.size)}")
-            continue
-        target = class_map(g, train_ids=tid)
-        guess = class_map(p, train_ids=tid, crowd="class")
-        try:
-            cm.update(guess, target)
-        except MaskLabError as err:
-            problems.add(g.id, str(err))
-            continue
-        bf.update(guess, target)
-        images += 1
+    if workers == 1:
+        for g, p in pairs(gt, pred, problems):
+            problem = _semantic_pair(g, p, tid, cm, bf)
+            if problem is not None:
+                problems.add(g.id, problem)
+                continue
+            images += 1
+    else:
+        for counts in _in_workers(gt, pred, problems, workers, _semantic_worker, (tid,)):
+            cm.merge(counts[0])
+            bf.merge(counts[1])
+            images += 1
     iou, dice, acc, bfs = cm.iou(), cm.dice(), cm.class_accuracy(), bf.f_score()
     classes = [
         {
@@ -157,6 +176,34 @@ def _semantic(gt: Reader, pred: Reader, problems: EvalProblems) -> dict[str, Any
     }
 
 
+def _semantic_pair(g: Sample, p: Sample, tid: Any, cm: Any, bf: Any) -> str | None:
+    """Add one pair to the confusion matrix and boundary F; the problem, if any."""
+    from masklab.training.targets import class_map
+
+    if g.size != p.size:
+        return f"prediction is {list(p.size)} (h, w), ground truth {list(g.size)}"
+    target = class_map(g, train_ids=tid)
+    guess = class_map(p, train_ids=tid, crowd="class")
+    try:
+        cm.update(guess, target)
+    except MaskLabError as err:
+        return str(err)
+    bf.update(guess, target)
+    return None
+
+
+def _semantic_worker(pair: tuple[Sample, Sample]) -> str | tuple[Any, Any]:
+    """In a worker: one pair's own confusion matrix and boundary counts, or its problem."""
+    from masklab.metrics.boundary import BoundaryF
+    from masklab.metrics.semantic import ConfusionMatrix
+
+    (tid,) = _WORKER
+    cm = ConfusionMatrix(tid.num_classes, ignore_index=tid.ignore_index, names=tid.names)
+    bf = BoundaryF(tid.num_classes, ignore_index=tid.ignore_index, names=tid.names)
+    problem = _semantic_pair(pair[0], pair[1], tid, cm, bf)
+    return problem if problem is not None else (cm, bf)
+
+
 def _instance(
     gt: Reader, pred: Reader, gt_arg: str, pred_path: Path, problems: EvalProblems
 ) -> dict[str, Any]:
@@ -179,19 +226,110 @@ def _instance(
     return out
 
 
-def _panoptic(gt: Reader, pred: Reader, problems: EvalProblems) -> dict[str, Any]:
+def _panoptic(gt: Reader, pred: Reader, problems: EvalProblems, workers: int = 1) -> dict[str, Any]:
     from masklab.metrics.panoptic import PanopticQuality
 
+    # per image, then added in GT order: the IoU sums (floats) add up the same for any N
     pq = PanopticQuality(gt.labels)
     images = 0
-    for g, p in pairs(gt, pred, problems):
-        try:
-            pq.update_samples(g, p)
-        except MaskLabError as err:
-            problems.add(g.id, str(err))
-            continue
-        images += 1
+    if workers == 1:
+        for g, p in pairs(gt, pred, problems):
+            one = _panoptic_pair(g, p, gt.labels)
+            if isinstance(one, str):
+                problems.add(g.id, one)
+                continue
+            pq.merge(one)
+            images += 1
+    else:
+        for one in _in_workers(gt, pred, problems, workers, _panoptic_worker, (gt.labels,)):
+            pq.merge(one)
+            images += 1
     return {"images": images, **pq.result().to_dict()}
+
+
+def _panoptic_pair(g: Sample, p: Sample, labels: LabelMap) -> Any:
+    """One pair's own PanopticQuality, or its problem."""
+    from masklab.metrics.panoptic import PanopticQuality
+
+    one = PanopticQuality(labels)
+    try:
+        one.update_samples(g, p)
+    except MaskLabError as err:
+        return str(err)
+    return one
+
+
+def _panoptic_worker(pair: tuple[Sample, Sample]) -> Any:
+    (labels,) = _WORKER
+    return _panoptic_pair(pair[0], pair[1], labels)
+
+
+# ---- several processes
+
+# a worker process's state (the train ids or the label map), set once by _worker_init
+_WORKER: list[Any] = []
+
+
+def _worker_init(*state: Any) -> None:
+    _WORKER[:] = state
+
+
+def _in_workers(
+    gt: Reader,
+    pred: Reader,
+    problems: EvalProblems,
+    workers: int,
+    score: Callable[[tuple[Sample, Sample]], Any],
+    state: tuple[Any, ...],
+) -> Iterator[Any]:
+    """``score`` of each matched pair, computed in ``workers`` processes, in GT order;
+    a pair whose score is a str (its problem) is reported instead of yielded.
+
+    This process reads and matches the samples (:func:`pairs`) ahead of the workers, so
+    its problems (a missing prediction) are held with their place in GT order and handed
+    to ``problems`` only once every pair before that place is scored: the report, and
+    where ``--strict`` stops, are those of one process.
+    """
+    held: deque[tuple[int, str, str]] = deque()  # (pairs matched before it, sample, message)
+    ahead = _Held(held)
+
+    ids: deque[str] = deque()  # of the pairs sent and not yet scored
+
+    def matched() -> Iterator[tuple[Sample, Sample]]:
+        for pair in pairs(gt, pred, ahead):
+            ids.append(pair[0].id)
+            yield pair
+            ahead.position += 1
+
+    def release(upto: int) -> None:
+        while held and held[0][0] <= upto:
+            _, sample, message = held.popleft()
+            problems.add(sample, message)
+
+    scored = ordered_map(
+        score, matched(), workers=workers, initializer=_worker_init, initargs=state
+    )
+    with contextlib.closing(scored):
+        for j, result in enumerate(scored):
+            release(j)
+            sample = ids.popleft()
+            if isinstance(result, str):
+                problems.add(sample, result)
+                continue
+            yield result
+    release(ahead.position)
+
+
+class _Held(EvalProblems):
+    """Problems found while matching, kept with the number of pairs matched before them."""
+
+    def __init__(self, held: deque[tuple[int, str, str]]) -> None:
+        super().__init__(strict=False)
+        self.held = held
+        self.position = 0
+
+    def add(self, sample: str, message: str) -> None:
+        self.held.append((self.position, sample, message))
 
 
 def _num(x: float) -> float | None:
@@ -261,6 +399,7 @@ def eval_(
     out: OutFile = Path("masklab-eval.json"),
     strict: Strict = False,
     home: Home = None,
+    workers: Workers = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result json.")] = False,
 ) -> None:
     """Score predictions against ground truth: mIoU, COCO mask AP or PQ."""
@@ -268,12 +407,15 @@ def eval_(
     with _reported(ctx):
         gt_reader = _open_gt(gt, source_format, _load_labels(labels), home)
         pred_reader = _open_pred(pred.resolve(), pred_format, gt, gt_reader.labels)
+        if workers is None:
+            known = operator.length_hint(gt_reader, -1)
+            workers = auto_workers(None if known < 0 else known, per_worker=PAIRS_PER_WORKER)
         if task == "semantic":
-            result = _semantic(gt_reader, pred_reader, problems)
+            result = _semantic(gt_reader, pred_reader, problems, workers)
         elif task == "instance":
             result = _instance(gt_reader, pred_reader, gt, pred.resolve(), problems)
         else:
-            result = _panoptic(gt_reader, pred_reader, problems)
+            result = _panoptic(gt_reader, pred_reader, problems, workers)
         for reader, side in ((gt_reader, "ground truth"), (pred_reader, "prediction")):
             for p in reader.report.problems:
                 problems.items.append({"sample": str(p.record), "message": f"{side}: {p.message}"})

@@ -17,7 +17,13 @@ table and writes, under ``--out DIR``:
 their curves together with ``--plot FILE``).
 
 NoF is RITM's count of samples with ``NoC == max clicks``; ``never`` counts those that never
-reached the threshold (iis.md §1.5). SPC is the whole loop's wall time per click run.
+reached the threshold (iis.md §1.5). SPC is the whole loop's wall time per click run with one
+worker; with ``--workers N > 1`` the samples run in N processes and SPC is the sum of the
+samples' own times (load + set-up + clicks) per click (``summary.json`` says ``workers``).
+Every other number, and ``samples.jsonl`` but its timings, is the same for any N. The
+default is every core for the built-in models (each worker opens the dataset and builds the
+model itself); a ``module:callable`` model runs in one process unless ``--workers`` says
+otherwise, since it may hold a GPU or threads of its own.
 """
 
 from __future__ import annotations
@@ -116,26 +122,36 @@ def evaluate_cmd(
     out: Annotated[Path, typer.Option("--out", file_okay=False, help="Output folder.")] = Path(
         "masklab-iis"
     ),
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help=r"Processes to click in \[default: every core for built-in models, "
+            r"1 for module:callable].",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Click a model through a dataset; print NoC/NoF, write per-sample json and a plot."""
-    from masklab.iis.datasets import EvaluationDataset, SegDataset, open_dataset
-    from masklab.iis.loop import evaluate, load_model
-    from masklab.iis.regions import get_selector, whole
+    from masklab._workers import auto_workers
+    from masklab.iis.loop import MODELS, IISModel, evaluate, load_model
     from masklab.iis.robots import get_robot
 
     thresholds = _thresholds(iou)
     with _reported(ctx):
         try:
             robot_fn = get_robot(robot)
-            select = None if selector is None else get_selector(selector)
-            ds = open_dataset(dataset, selector=select, seed=seed)
+            ds = _Opened(dataset, selector, seed)
         except ValueError as err:
             raise MaskLabError(str(err)) from err
-        if isinstance(ds, SegDataset):
-            ds = EvaluationDataset(ds, whole, seed=seed)
-        net = load_model(model)
         n = len(ds) if limit is None else min(limit, len(ds))
+        if workers is None:
+            workers = auto_workers(n, per_worker=_SAMPLES_PER_WORKER) if model in MODELS else 1
+        workers = min(workers, n)
+        # one process: the model built here; several: each worker builds its own from the spec
+        net: IISModel | str = load_model(model) if workers == 1 else model
         with _progress("clicking") as bar:
             task = bar.add_task("clicking", total=n)
             result = evaluate(
@@ -149,6 +165,7 @@ def evaluate_cmd(
                 seed=seed,
                 indices=range(n),
                 progress=lambda done, total: bar.update(task, completed=done),
+                workers=workers,
             )
         out.mkdir(parents=True, exist_ok=True)
         with (out / SAMPLES).open("w") as f:
@@ -161,6 +178,7 @@ def evaluate_cmd(
             "selector": selector or "whole",
             "all_clicks": all_clicks,
             **result.config,
+            "workers": workers,
             "masklab_version": __version__,
             "summary": result.summary.to_dict(),
             "miou_curve_held": result.miou_curve_held(),
@@ -174,6 +192,46 @@ def evaluate_cmd(
     _stdout().print(_describe(doc), highlight=False, markup=False)
     _stdout().print(_runs_table([(model, doc)]))
     _stdout().print(f"wrote {escape(str(out))}/{{{SUMMARY},{SAMPLES},{PLOT}}}", highlight=False)
+
+
+_SAMPLES_PER_WORKER = 4  # the default starts no more workers than samples / 4
+
+
+class _Opened:
+    """The evaluation dataset ``open_dataset(spec)`` gives (the union of objects, or
+    ``selector``'s regions), opened on first use in each process: it pickles as its spec,
+    so every worker re-opens the dataset (a store version, a format's annotations) itself
+    instead of receiving its samples."""
+
+    def __init__(self, spec: str, selector: str | None, seed: int) -> None:
+        self.spec, self.selector, self.seed = spec, selector, seed
+        self._ds: Any = None
+        self._open()
+
+    def _open(self) -> Any:
+        if self._ds is None:
+            from masklab.iis.datasets import EvaluationDataset, SegDataset, open_dataset
+            from masklab.iis.regions import get_selector, whole
+
+            select = None if self.selector is None else get_selector(self.selector)
+            ds = open_dataset(self.spec, selector=select, seed=self.seed)
+            self._ds = (
+                EvaluationDataset(ds, whole, seed=self.seed) if isinstance(ds, SegDataset) else ds
+            )
+        return self._ds
+
+    def __len__(self) -> int:
+        return len(self._open())
+
+    def __getitem__(self, i: int) -> Any:
+        return self._open()[i]
+
+    def __getstate__(self) -> tuple[str, str | None, int]:
+        return self.spec, self.selector, self.seed
+
+    def __setstate__(self, state: tuple[str, str | None, int]) -> None:
+        self.spec, self.selector, self.seed = state
+        self._ds = None
 
 
 def _plot_title(all_clicks: bool) -> str:

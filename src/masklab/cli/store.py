@@ -55,6 +55,15 @@ Where = Annotated[
 ]
 
 
+WithBlobs = Annotated[
+    bool,
+    typer.Option(
+        "--with-blobs/--no-blobs",
+        help="--to parquet: copy the images and mask PNGs into DST/blobs (a portable export).",
+    ),
+]
+
+
 def open_store(home: Path | None) -> Store:
     """The store at ``home`` (or the environment's)."""
     from masklab.store import Store
@@ -100,15 +109,35 @@ def import_(
     ] = False,
     strict: Strict = False,
     home: Home = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help=r"Processes that build frames \[default: every core, one per 32 samples "
+            "at most].",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Import a dataset in any readable format as a new version (all or nothing)."""
+    """Import a dataset in any readable format, or a `--to parquet` export, as a new
+    version (all or nothing)."""
+    if _is_parquet_import(path, source_format):
+        _import_parquet(ctx, path, dataset, version, parent, strict, home, json_out)
+        return
+    import operator
+
+    from masklab._workers import auto_workers
     from masklab.formats import open_reader
     from masklab.store.importer import import_path
 
     with _reported(ctx):
         store = open_store(home)
         reader = open_reader(path, source_format, labels=_load_labels(labels), strict=strict)
+        if workers is None:
+            known = operator.length_hint(reader, -1)
+            workers = auto_workers(None if known < 0 else known, per_worker=32)
         with _progress("importing") as bar:
             task = bar.add_task("import", total=None)
             result = import_path(
@@ -120,6 +149,7 @@ def import_(
                 strict=strict,
                 ingest=ingest,
                 progress=lambda n: bar.advance(task, n),
+                workers=workers,
             )
     if json_out:
         _stdout().print_json(data={**result.to_dict(), "report": result.report.to_dict()})
@@ -143,16 +173,36 @@ def export(
     strict: Strict = False,
     overwrite: Overwrite = False,
     report_file: ReportFile = None,
+    with_blobs: WithBlobs = True,
     home: Home = None,
     json_out: JsonOut = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help=r"Processes that encode the frames \[default: every core, one per 64 "
+            "frames at most]; 1: this process only. The output is the same for any number.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Export a version (or the frames --where selects) to any writable format."""
+    """Export a version (or the frames --where selects) to any writable format, or to
+    Parquet (`--to parquet`: frames and annotations tables, losslessly re-importable)."""
+    if to == "parquet":
+        _export_parquet(
+            ctx, ref, dst, where, with_blobs, strict, overwrite, report_file, home, json_out
+        )
+        return
+    from masklab._workers import auto_workers
     from masklab.store.exporter import export_version
 
     with _reported(ctx):
         store = open_store(home)
         v = store.version(ref)
         frames = _frames_of(v, where)
+        if workers is None:
+            workers = auto_workers(v.frame_count if frames is None else None, per_worker=64)
         with _progress("exporting") as bar:
             task = bar.add_task("export", total=v.frame_count if frames is None else None)
             report = export_version(
@@ -163,6 +213,7 @@ def export(
                 strict=strict,
                 overwrite=overwrite,
                 progress=lambda n: bar.advance(task, n),
+                workers=workers,
             )
     headline = (
         f"{escape(v.ref)} -> {to}: {report.samples} frames, {report.instances} instances, "
@@ -330,3 +381,94 @@ def publish(
         v = open_store(home).version(ref)
         v.publish()
     _stderr().print(f"published {v.ref}", highlight=False)
+
+
+# ---- Parquet: a columnar export of a version and its lossless import (store/parquet.py)
+
+
+def _is_parquet_import(path: Path, source_format: str | None) -> bool:
+    """``--from parquet``, or a folder that a ``--to parquet`` export wrote."""
+    from masklab.store.parquet import is_parquet_export
+
+    return source_format == "parquet" or (source_format is None and is_parquet_export(path))
+
+
+def _import_parquet(
+    ctx: typer.Context,
+    path: Path,
+    dataset: str,
+    version: str | None,
+    parent: str | None,
+    strict: bool,
+    home: Path | None,
+    json_out: bool,
+) -> None:
+    from masklab.cli.app import _fail
+    from masklab.store.parquet import import_parquet
+
+    try:
+        with _reported(ctx):
+            store = open_store(home)
+            with _progress("importing") as bar:
+                task = bar.add_task("import", total=None)
+                result = import_parquet(
+                    store,
+                    path,
+                    dataset=dataset,
+                    version=version,
+                    parent=parent,
+                    strict=strict,
+                    progress=lambda n: bar.advance(task, n),
+                )
+    except ImportError as e:  # pyarrow is an optional extra; the message names it
+        _fail(str(e))
+    if json_out:
+        _stdout().print_json(data={**result.to_dict(), "report": result.report.to_dict()})
+        return
+    out = _stdout()
+    out.print(
+        f"imported {result.frames} frames, {result.annotations} annotations into "
+        f"[bold]{escape(result.version)}[/] in {result.seconds:.1f} s",
+        highlight=False,
+    )
+    _print_problems(out, result.report)
+
+
+def _export_parquet(
+    ctx: typer.Context,
+    ref: str,
+    dst: Path,
+    where: str | None,
+    with_blobs: bool,
+    strict: bool,
+    overwrite: bool,
+    report_file: Path | None,
+    home: Path | None,
+    json_out: bool,
+) -> None:
+    from masklab.cli.app import _fail
+    from masklab.store.parquet import export_parquet
+
+    try:
+        with _reported(ctx):
+            store = open_store(home)
+            v = store.version(ref)
+            frames = _frames_of(v, where)
+            with _progress("exporting") as bar:
+                task = bar.add_task("export", total=v.frame_count if frames is None else None)
+                report = export_parquet(
+                    v,
+                    dst,
+                    frames=frames,
+                    blobs=with_blobs,
+                    strict=strict,
+                    overwrite=overwrite,
+                    progress=lambda n: bar.advance(task, n),
+                )
+    except ImportError as e:  # pyarrow is an optional extra; the message names it
+        _fail(str(e))
+    headline = (
+        f"{escape(v.ref)} -> parquet: {report.samples} frames, {report.instances} annotations"
+        f"{' and their blobs' if with_blobs else ''}; written to {escape(str(dst))}"
+    )
+    show_report(report, headline, report_file=report_file, json_out=json_out)

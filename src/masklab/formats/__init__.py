@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import multiprocessing
 import os
-import queue
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from masklab._workers import check_workers
 from masklab.core.labels import LabelMap
 from masklab.errors import AmbiguousFormatError, UnknownFormatError
+from masklab.formats import _parallel
 from masklab.formats._base import Reader, Sample, Writer
 from masklab.formats.report import ConversionReport
 
@@ -136,30 +136,36 @@ def convert(
 
     The reader's problems and the writer's losses end up in the returned report; the
     output appears at ``dst`` only when the conversion finished (strict mode stops at
-    the first problem and leaves ``dst`` untouched). With ``workers=2`` the writer runs
-    in a second process fed through a bounded queue, so reading and writing use two
-    cores; memory stays flat. That process is started with ``spawn``: in a script, call
-    ``convert(..., workers=2)`` under ``if __name__ == "__main__":`` (the CLI does).
+    the first problem and leaves ``dst`` untouched).
+
+    ``workers > 1`` decodes and encodes the samples in that many spawned processes
+    (:mod:`masklab.formats._parallel`): the parent plans the work and writes the results
+    in the original order, so every output byte and the report (problems in order,
+    losses, counts) equal ``workers=1``'s; memory stays flat. A format whose reader and
+    writer have nothing to run apart (neither ``Reader.for_worker`` nor
+    ``Writer.parallel``) converts in one process whatever ``workers`` says. Processes are
+    started with ``spawn``: in a script, call ``convert(..., workers=N)`` under
+    ``if __name__ == "__main__":`` (the CLI does).
     """
+    check_workers(workers)
     reader = (
         src
         if isinstance(src, Reader)
         else open_reader(src, source_format, labels=labels, strict=strict)
     )
     label_map = labels or reader.labels
-    if workers > 1:
-        report = _convert_pipelined(
-            reader, Path(dst), to, label_map, strict, overwrite, progress, options
-        )
-    else:
-        with get(to).Writer(
-            dst, labels=label_map, strict=strict, overwrite=overwrite, **options
-        ) as writer:
+    writer_class: type[Writer] = get(to).Writer
+    with writer_class(
+        dst, labels=label_map, strict=strict, overwrite=overwrite, **options
+    ) as writer:
+        if workers > 1 and _parallel.uses_workers(reader, writer_class):
+            _parallel.convert_in_workers(reader, writer, to=to, workers=workers, progress=progress)
+        else:
             for sample in reader:
                 _write_one(writer, sample)
                 if progress is not None:
                     progress(1)
-        report = writer.report
+    report = writer.report
     report.source = reader.spec.name
     report.target = to
     report.merge(reader.report)
@@ -170,94 +176,3 @@ def _write_one(writer: Writer, sample: Sample) -> None:
     writer.write(sample)
     writer.report.samples += 1
     writer.report.instances += len(sample.instances)
-
-
-_BATCH = 16  # samples a message between the processes
-_ABORT = "abort"
-
-
-def _writer_process(
-    inbox: Any,
-    outbox: Any,
-    to: str,
-    dst: Path,
-    labels: LabelMap,
-    strict: bool,
-    overwrite: bool,
-    options: dict[str, Any],
-) -> None:
-    """Worker: write every batch that arrives; a None ends it, _ABORT discards the output."""
-    try:
-        with get(to).Writer(
-            dst, labels=labels, strict=strict, overwrite=overwrite, **options
-        ) as writer:
-            while (batch := inbox.get()) is not None:
-                if batch == _ABORT:
-                    raise _Aborted
-                for sample in batch:
-                    _write_one(writer, sample)
-        outbox.put(("ok", writer.report))
-    except _Aborted:
-        outbox.put(("aborted", None))
-    except BaseException as err:
-        outbox.put(("error", err))
-
-
-class _Aborted(Exception):
-    pass
-
-
-def _convert_pipelined(
-    reader: Reader,
-    dst: Path,
-    to: str,
-    labels: LabelMap,
-    strict: bool,
-    overwrite: bool,
-    progress: Callable[[int], None] | None,
-    options: dict[str, Any],
-) -> ConversionReport:
-    ctx = multiprocessing.get_context("spawn")
-    inbox, outbox = ctx.Queue(maxsize=4), ctx.Queue()
-    worker = ctx.Process(
-        target=_writer_process,
-        args=(inbox, outbox, to, dst, labels, strict, overwrite, options),
-        daemon=True,
-    )
-    worker.start()
-
-    def send(item: Any) -> bool:
-        """Put ``item``; False if the worker stopped (it has reported why)."""
-        while True:
-            try:
-                inbox.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                if not worker.is_alive() or not outbox.empty():
-                    return False
-
-    try:
-        batch: list[Sample] = []
-        for sample in reader:
-            batch.append(sample)
-            if len(batch) == _BATCH:
-                if not send(batch):
-                    break
-                if progress is not None:
-                    progress(len(batch))
-                batch = []
-        else:
-            if send(batch) and progress is not None:
-                progress(len(batch))
-            send(None)
-    except BaseException:
-        send(_ABORT)
-        outbox.get()
-        worker.join()
-        raise
-    status, payload = outbox.get()
-    worker.join()
-    if status == "error":
-        raise payload
-    result: ConversionReport = payload
-    return result

@@ -13,6 +13,20 @@ A format module (``masklab/formats/<name>.py``) holds:
   manager; ``write(sample)`` per sample; on a clean exit the output, staged in a temporary
   sibling, replaces ``path`` atomically; ``.report`` says what the target could not hold.
 
+Conversions over several processes (:mod:`masklab.formats._parallel`) split both sides
+into a costly, pure half that runs in worker processes and a cheap, ordered half that
+runs in the parent, so that every output byte and the report are those of one process:
+
+* a Reader may override :meth:`Reader.plan` (cheap work items, one per sample, in order:
+  COCO's image records and their raw annotations), :meth:`Reader.decode` (items to
+  samples: polygon and RLE decoding) and :meth:`Reader.for_worker` (a picklable copy that
+  decodes). By default the plan is the samples themselves and nothing is decoded apart.
+* a Writer with ``parallel = True`` implements :meth:`Writer.encode` (a sample to a
+  picklable part: class maps painted, PNGs deflated, json records serialised; no files,
+  no state shared between samples) and :meth:`Writer.commit` (the part written, in order:
+  file names checked for duplicates, ids numbered, files created). ``write`` is then
+  ``commit(encode(sample))``. Other writers keep their ``write`` and run in the parent.
+
 Samples carry core types: instances (:class:`~masklab.core.instances.Instance`) and/or a
 class-index map; writers convert between the two with :func:`semantic_of` and
 :func:`instances_of`, which report what the conversion changed.
@@ -24,7 +38,7 @@ import os
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +77,8 @@ __all__ = [
 
 Kind = Literal["instances", "semantic", "panoptic"]
 _BACKLOG = 8  # background PNG writes allowed to wait
+_IO_THREADS = 8  # threads writing ready bytes (pure I/O: slow file systems wait, not compute)
+_IO_BACKLOG = 64  # background byte writes allowed to wait
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -137,7 +153,10 @@ class Sample:
 
 
 class Reader:
-    """Base of format readers: path, strict mode, label map, report."""
+    """Base of format readers: path, strict mode, label map, report.
+
+    Iterating must yield what ``decode`` makes of ``plan``'s items, in order (the
+    defaults: the plan is the iteration, decode the identity)."""
 
     spec: ClassVar[FormatSpec]
 
@@ -157,6 +176,23 @@ class Reader:
     def __iter__(self) -> Iterator[Sample]:
         raise NotImplementedError
 
+    def plan(self) -> Iterator[Any]:
+        """Work items, one per sample, in the order iteration yields them; cheap (runs in
+        the parent of a parallel conversion). Problems found here are reported here.
+        Default: the samples themselves."""
+        return iter(self)
+
+    def decode(self, items: Sequence[Any]) -> Iterator[Sample | None]:
+        """One result per item of :meth:`plan`, in order: its sample, or None when it was
+        reported and skipped. Runs in a worker on :meth:`for_worker`'s copy, whose
+        report collects what decoding found. Default: the items are the samples."""
+        return iter(items)
+
+    def for_worker(self) -> Reader | None:
+        """A picklable copy of this reader that runs :meth:`decode` in another process
+        (its report empty), or None when decoding is the identity (the default)."""
+        return None
+
     def problem(self, path: object, record: object, error: Exception | str) -> None:
         """Report a bad record and go on; in strict mode raise FormatError for it."""
         message = str(error)
@@ -168,9 +204,14 @@ class Reader:
 
 
 class Writer:
-    """Base of format writers: staging folder, atomic replace, report."""
+    """Base of format writers: staging folder, atomic replace, report.
+
+    A writer overrides :meth:`write`, or sets ``parallel = True`` and overrides
+    :meth:`encode` and :meth:`commit` (see the module docstring)."""
 
     spec: ClassVar[FormatSpec]
+    #: encode() and commit() are implemented: encode may run in worker processes
+    parallel: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -201,7 +242,10 @@ class Writer:
         if self.images not in ("link", "copy", "none"):
             raise ValueError(f"images must be 'link', 'copy' or 'none', got {self.images!r}")
         self._pool: ThreadPoolExecutor | None = None
+        self._io_pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future[None]] = deque()
+        #: True in a worker process: encode() deflates PNGs itself (see png_payload)
+        self.in_worker = False
 
     @property
     def stage(self) -> Path:
@@ -209,7 +253,61 @@ class Writer:
         return self._stage
 
     def write(self, sample: Sample) -> None:
+        """Write one sample: ``commit(encode(sample))`` for a parallel writer."""
+        if not self.parallel:
+            raise NotImplementedError(f"{type(self).__name__} implements neither write nor encode")
+        part, report = self.encode_reported(sample)
+        self.commit(part, report)
+
+    def encode(self, sample: Sample) -> Any:
+        """The costly, stateless half of writing a sample, as a picklable part; what it
+        reports goes to ``self.report`` (strict mode raises). Parallel writers only."""
         raise NotImplementedError
+
+    def commit(self, part: Any, report: ConversionReport) -> None:
+        """Write a part made by :meth:`encode`, in sample order; ``report`` is what encode
+        reported for it, added with :meth:`absorb` (or left out when the sample is
+        refused here, as a one-process write would not have reached encode's checks)."""
+        raise NotImplementedError
+
+    def encode_reported(self, sample: Sample) -> tuple[Any, ConversionReport]:
+        """:meth:`encode` with what it reports collected apart, for :meth:`commit`."""
+        kept, self.report = self.report, ConversionReport(target=self.spec.name)
+        try:
+            part = self.encode(sample)
+        finally:
+            report, self.report = self.report, kept
+        return part, report
+
+    def absorb(self, report: ConversionReport) -> None:
+        """Add another report's entries and exact count to this writer's report."""
+        self.report.merge(report)
+        self.report.exact += report.exact
+
+    def png_payload(
+        self, rel: str, array: npt.NDArray[Any], *, palette: npt.NDArray[np.uint8] | None = None
+    ) -> PngPayload:
+        """A mask PNG at ``rel`` (relative to the stage) for a part: its bytes when encode
+        runs in a worker (the deflate is the costly part), else the array (commit hands it
+        to the background writer, as :meth:`write_png`)."""
+        if self.in_worker:
+            try:
+                return rel, _png.encode_png(_png_ready(array), palette=palette), None
+            except ValueError as err:
+                raise MaskFormatError(f"{self.stage / rel}: {err}") from err
+        return rel, array, palette
+
+    def write_payload(self, payload: PngPayload) -> None:
+        """Write what :meth:`png_payload` made into the stage, on the background thread."""
+        rel, data, palette = payload
+        if isinstance(data, bytes):
+            if self._io_pool is None:
+                self._io_pool = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="masklab-io")
+            while len(self._pending) >= _IO_BACKLOG:
+                self._pending.popleft().result()
+            self._pending.append(self._io_pool.submit(_write_bytes, self.stage / rel, data))
+        else:
+            self.write_png(self.stage / rel, data, palette=palette)
 
     def finish(self) -> None:
         """Write what is written once at the end (index files); override as needed."""
@@ -246,11 +344,14 @@ class Writer:
         the GIL, so they overlap with reading and painting the next samples. At most
         ``_BACKLOG`` writes wait, so memory does not grow; an error surfaces at close.
         ``array`` must not be modified afterwards."""
+        self._submit(write_png, path, array, palette=palette)
+
+    def _submit(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="masklab-png")
         while len(self._pending) >= _BACKLOG:
             self._pending.popleft().result()
-        self._pending.append(self._pool.submit(write_png, path, array, palette=palette))
+        self._pending.append(self._pool.submit(fn, *args, **kwargs))
 
     def _drain(self, *, wait_errors: bool = True) -> None:
         try:
@@ -261,9 +362,10 @@ class Writer:
                 else:
                     future.cancel()
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            for pool in (self._pool, self._io_pool):
+                if pool is not None:
+                    pool.shutdown(wait=True)
+            self._pool = self._io_pool = None
 
     def close(self) -> ConversionReport:
         """Finish, wait for background writes, then move the staged output into place."""
@@ -418,15 +520,29 @@ def write_png(
     uint16 / int32 / int64 within 0..65535 (16-bit grayscale), (h, w, 3|4) uint8 as RGB(A).
     Encoded by :mod:`masklab.formats._png` (deflate level 1, ISA-L when installed)."""
     ensure_dir(path.parent)
+    try:
+        _png.write_png_file(path, _png_ready(array), palette=palette)
+    except ValueError as err:
+        raise MaskFormatError(f"{path}: {err}") from err
+
+
+#: (path relative to the stage, PNG bytes or the array, palette)
+PngPayload = tuple[str, bytes | npt.NDArray[Any], npt.NDArray[np.uint8] | None]
+
+
+def _png_ready(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """The array as the PNG encoder takes it (wide ints narrowed to 16 bits)."""
     arr = np.ascontiguousarray(array)
     if arr.ndim == 2 and arr.dtype in (np.int32, np.int64, np.uint32):
         if arr.size and (arr.min() < 0 or arr.max() > 65535):
-            raise MaskFormatError(f"{path}: values outside 0..65535 do not fit a 16-bit PNG")
+            raise ValueError("values outside 0..65535 do not fit a 16-bit PNG")
         arr = arr.astype(np.uint16)
-    try:
-        _png.write_png_file(path, arr, palette=palette)
-    except ValueError as err:
-        raise MaskFormatError(f"{path}: {err}") from err
+    return arr
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    ensure_dir(path.parent)
+    path.write_bytes(data)
 
 
 def safe_relpath(sample_id: str) -> str | None:

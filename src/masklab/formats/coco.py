@@ -56,14 +56,16 @@ class the label map does not know (or of its background or ignore labels) are re
 
 from __future__ import annotations
 
+import copy
 import importlib
+import itertools
 import json
 import math
 import os
 import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, ClassVar, Literal, TypeGuard
 
@@ -73,6 +75,7 @@ from masklab.core.labels import Label, LabelMap, voc_color
 from masklab.errors import FormatError, LabelMapError, MaskFormatError
 from masklab.formats import _base
 from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
+from masklab.formats.report import ConversionReport
 
 __all__ = ["SPEC", "Reader", "Writer", "detect"]
 
@@ -283,10 +286,14 @@ class JsonIndex:
 
     def add_annotation(self, record: Mapping[str, Any]) -> None:
         """Stream one annotation record to the part file."""
+        self.add_text(_dumps(record))
+
+    def add_text(self, record: str) -> None:
+        """Stream one annotation record, already json text, to the part file."""
         if self._file is None:
             _base.ensure_dir(self.path.parent)
             self._file = self._part.open("w", encoding="utf-8")
-        self._file.write(("," if self._n else "") + _dumps(record))
+        self._file.write(("," if self._n else "") + record)
         self._n += 1
 
     def finish(self, head: Mapping[str, Any]) -> None:
@@ -396,6 +403,25 @@ class _Source:
     json: Path
     subset: str | None
     image_dirs: tuple[Path, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What decoding the annotations of a json's images needs to know about the json."""
+
+    src: _Source
+    cats: frozenset[int]
+    ann_path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """An image of a json with its annotations (where, record), not decoded yet."""
+
+    context: _Context
+    image_id: object
+    image: dict[str, Any]
+    annotations: list[tuple[str, dict[str, Any]]]
 
 
 class JsonReader(_base.Reader):
@@ -528,7 +554,7 @@ class Reader(JsonReader):
             return "annotations", "'annotations' must be a list"
         return None
 
-    # ---- iteration
+    # ---- iteration: plan (images and their raw annotations) + decode (masks)
 
     def __iter__(self) -> Iterator[Sample]:
         self._scan()
@@ -537,11 +563,37 @@ class Reader(JsonReader):
             self._cache = None
             if doc is None:
                 continue
-            yield from self._samples(src, doc)
+            items = self._plan_source(src, doc)  # reports the json's bad records first
+            while window := list(itertools.islice(items, _WINDOW)):
+                yield from (s for s in self.decode(window) if s is not None)
 
-    def _samples(self, src: _Source, doc: dict[str, Any]) -> Iterator[Sample]:
+    def plan(self) -> Iterator[_Item]:
+        """One item per image: its json record and its annotations, not yet decoded; bad
+        image records and annotations without a usable image are reported here."""
+        self._scan()
+        for src in self._sources:
+            doc = self._load(src)
+            self._cache = None
+            if doc is not None:
+                yield from self._plan_source(src, doc)
+
+    def decode(self, items: Sequence[_Item]) -> Iterator[Sample]:
+        """The samples of :meth:`plan`'s items: compressed RLEs of all of them decoded in
+        one vectorised pass, then polygons and the rest image by image."""
+        decoded = _decode_window([(item.image, item.annotations) for item in items])
+        for item in items:
+            yield self._sample(item, decoded)
+
+    def for_worker(self) -> Reader:
+        """A copy without the loaded json, to decode items in another process."""
+        twin = copy.copy(self)
+        twin._cache = None
+        twin.report = ConversionReport(source=self.spec.name)
+        return twin
+
+    def _plan_source(self, src: _Source, doc: dict[str, Any]) -> Iterator[_Item]:
         gt_path = self._doc_path(src)
-        cats = {lab.id for lab in labels_of(doc.get("categories"), gt_path, _ignore)}
+        cats = frozenset(lab.id for lab in labels_of(doc.get("categories"), gt_path, _ignore))
         images: dict[object, dict[str, Any]] = {}
         skipped: set[object] = set()
         for i, im in enumerate(doc["images"]):
@@ -587,42 +639,32 @@ class Reader(JsonReader):
                 record = {**ann, "id": i + 1} if self.results else ann
                 groups.setdefault(image_id, []).append((where, record))
         del anns
-        items = list(images.items())
-        for start in range(0, len(items), _WINDOW):
-            window = items[start : start + _WINDOW]
-            decoded = _decode_window([(im, groups.get(image_id, [])) for image_id, im in window])
-            yield from self._window_samples(window, groups, decoded, src, cats, ann_path)
+        context = _Context(src, cats, ann_path)
+        for image_id, im in images.items():
+            yield _Item(context, image_id, im, groups.pop(image_id, []))
 
-    def _window_samples(
-        self,
-        window: list[tuple[object, dict[str, Any]]],
-        groups: dict[object, list[tuple[str, dict[str, Any]]]],
-        decoded: dict[int, rle.RLE],
-        src: _Source,
-        cats: set[int],
-        ann_path: Path,
-    ) -> Iterator[Sample]:
-        for image_id, im in window:
-            h, w = int(im["height"]), int(im["width"])
-            file_name = str(im["file_name"])
-            sample_id = PurePosixPath(file_name).with_suffix("").as_posix()
-            instances = self._instances(
-                groups.pop(image_id, []), (h, w), cats, ann_path, sample_id, decoded
-            )
-            yield Sample(
-                id=sample_id,
-                size=(h, w),
-                image=find_image(src.image_dirs, file_name),
-                instances=tuple(instances),
-                subset=src.subset,
-                meta={"image_id": image_id, "file_name": file_name},
-            )
+    def _sample(self, item: _Item, decoded: dict[int, rle.RLE]) -> Sample:
+        im, src = item.image, item.context.src
+        h, w = int(im["height"]), int(im["width"])
+        file_name = str(im["file_name"])
+        sample_id = PurePosixPath(file_name).with_suffix("").as_posix()
+        instances = self._instances(
+            item.annotations, (h, w), item.context.cats, item.context.ann_path, sample_id, decoded
+        )
+        return Sample(
+            id=sample_id,
+            size=(h, w),
+            image=find_image(src.image_dirs, file_name),
+            instances=tuple(instances),
+            subset=src.subset,
+            meta={"image_id": item.image_id, "file_name": file_name},
+        )
 
     def _instances(
         self,
         anns: list[tuple[str, dict[str, Any]]],
         size: tuple[int, int],
-        cats: set[int],
+        cats: frozenset[int],
         path: Path,
         sample_id: str,
         decoded: dict[int, rle.RLE],
@@ -769,7 +811,7 @@ def image_error(im: object) -> str | None:
 
 
 def _annotation_error(
-    ann: dict[str, Any], size: tuple[int, int], cats: set[int], results: bool
+    ann: dict[str, Any], size: tuple[int, int], cats: frozenset[int], results: bool
 ) -> str | None:
     """What is wrong with an annotation before decoding its mask (None if nothing)."""
     required = ("category_id", "segmentation") if results else ("id", "category_id", "segmentation")
@@ -856,11 +898,22 @@ class JsonWriter(_base.Writer):
         super().abort()
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    subset: str
+    file_name: str | None  # None: the sample id is not a file name (reported by encode)
+    image: Sample  # the sample without its masks (image file or bytes, size)
+    annotations: tuple[str, ...]  # json records without their leading '{"id":..,"image_id":..,'
+
+
 class Writer(JsonWriter):
     """Write samples as COCO instances jsons (``mask_encoding``: auto, polygon or rle)."""
 
     spec: ClassVar[FormatSpec] = SPEC
     json_prefix = INSTANCES_PREFIX
+    parallel = True
 
     def __init__(
         self,
@@ -879,21 +932,15 @@ class Writer(JsonWriter):
         super().__init__(path, labels=labels, strict=strict, overwrite=overwrite, **options)
         self.mask_encoding: MaskEncoding = encoding
 
-    def write(self, sample: Sample) -> None:
+    def encode(self, sample: Sample) -> _Part:
+        """The sample's image record and its annotations as json text (all but ``id`` and
+        ``image_id``, numbered at commit); no file name when the sample id is unusable."""
         subset = safe_name(sample.subset) if sample.subset else DEFAULT_SUBSET
-        index = self._index(subset)
         file_name = relative_file(sample.id, image_suffix(sample))
+        image = replace(sample, instances=(), semantic=None, alpha=None)
         if file_name is None:
             self.fail(sample, None, f"sample id {sample.id!r} is not a relative file name")
-            return
-        if file_name in index.file_names:
-            self.fail(sample, None, f"a second image named {file_name!r} in subset {subset!r}")
-            return
-        index.file_names.add(file_name)
-        if sample.image is not None or sample.image_bytes is not None:
-            self.place_image(sample, self.stage / "images" / subset / file_name)
-        h, w = sample.size
-        image_id = index.add_image({"file_name": file_name, "height": h, "width": w})
+            return _Part(subset, None, image, ())
         instances = _base.instances_of(sample, self.labels)
         kept: list[tuple[int, Instance]] = []
         for i, inst in enumerate(instances):
@@ -911,10 +958,9 @@ class Writer(JsonWriter):
                 continue
             kept.append((i, inst))
         segmentations = self._segmentations([inst for _, inst in kept], sample.size)
+        records: list[str] = []
         for (i, inst), seg in zip(kept, segmentations, strict=True):
             record: dict[str, Any] = {
-                "id": index.next_annotation_id,
-                "image_id": image_id,
                 "category_id": inst.class_id,
                 "segmentation": seg,
                 "area": rle.area(inst.mask),
@@ -929,9 +975,33 @@ class Writer(JsonWriter):
                     record["attributes"] = dict(inst.attributes)
                 except (TypeError, ValueError) as err:
                     self.report.loss(sample.id, i, "attributes", f"not JSON values: {err}")
-            index.add_annotation(record)
-            index.next_annotation_id += 1
+            records.append(_dumps(record)[1:])  # '"category_id":...}'
             self.report.exact += 1
+        return _Part(subset, file_name, image, tuple(records))
+
+    def commit(self, part: _Part, report: ConversionReport) -> None:
+        """Refuse a second image of the same name in a subset (then encode's entries are
+        left out, as one process never reaches them); place the image; number and append
+        the records."""
+        sample = part.image
+        index = self._index(part.subset)
+        if part.file_name is None:
+            self.absorb(report)
+            return
+        if part.file_name in index.file_names:
+            self.fail(
+                sample, None, f"a second image named {part.file_name!r} in subset {part.subset!r}"
+            )
+            return
+        self.absorb(report)
+        index.file_names.add(part.file_name)
+        if sample.image is not None or sample.image_bytes is not None:
+            self.place_image(sample, self.stage / "images" / part.subset / part.file_name)
+        h, w = sample.size
+        image_id = index.add_image({"file_name": part.file_name, "height": h, "width": w})
+        for text in part.annotations:
+            index.add_text(f'{{"id":{index.next_annotation_id},"image_id":{image_id},{text}')
+            index.next_annotation_id += 1
 
     def _segmentations(self, instances: Sequence[Instance], size: tuple[int, int]) -> list[Any]:
         """Each instance's COCO segmentation under ``mask_encoding``, every polygon

@@ -46,6 +46,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from masklab.core.labels import Label, LabelMap, Role, voc_color, voc_colormap
 from masklab.errors import FormatError, LabelMapError, MaskFormatError
 from masklab.formats import _base
 from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
+from masklab.formats.report import ConversionReport
 
 __all__ = [
     "SPEC",
@@ -596,10 +598,21 @@ class Reader(_base.Reader):
 # --------------------------------------------------------------------------- writer
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    rel: str
+    pngs: tuple[_base.PngPayload, ...]
+    image: Sample  # the sample without its masks: image file or bytes, subsets
+    image_file: str
+
+
 class Writer(_base.Writer):
     """Write samples as a VOC root (class PNGs, object PNGs, images, lists, labelmap)."""
 
     spec = SPEC
+    parallel = True
 
     def __init__(
         self,
@@ -620,11 +633,12 @@ class Writer(_base.Writer):
         self._objects_palette = voc_colormap(256)
         self._void_is_class = VOID in labels and labels.by_id(VOID).role != "ignore"
 
-    def write(self, sample: Sample) -> None:
-        """Write one sample's class PNG, object PNG (when it has instances) and image."""
+    def encode(self, sample: Sample) -> _Part | None:
+        """One sample's class PNG, object PNG (when it has instances) and where its image
+        goes; None when the sample cannot be written (reported)."""
         rel = self.checked_id(sample)
         if rel is None:
-            return
+            return None
         keep = [i for i, inst in enumerate(sample.instances) if self._fits(sample, i, inst)]
         if sample.alpha is not None:
             self.report.loss(sample.id, None, "alpha", "VOC holds no opacity masks")
@@ -633,17 +647,28 @@ class Writer(_base.Writer):
             background = self.labels.background_id or 0
             classes = np.full(sample.size, background if 0 <= background <= VOID else 0, np.uint8)
             objects = np.zeros(sample.size, np.uint8)
+        pngs: list[_base.PngPayload] = []
         if classes is not None:
             indices = self._writable_classes(sample, classes, painted=sample.semantic is None)
-            self.write_png(self.stage / CLASS_DIR / f"{rel}.png", indices, palette=self._palette)
+            pngs.append(self.png_payload(f"{CLASS_DIR}/{rel}.png", indices, palette=self._palette))
         if objects is not None:
-            self.write_png(
-                self.stage / OBJECT_DIR / f"{rel}.png", objects, palette=self._objects_palette
+            pngs.append(
+                self.png_payload(f"{OBJECT_DIR}/{rel}.png", objects, palette=self._objects_palette)
             )
         self._count_exact(sample, keep, visible)
-        self.place_image(sample, self.stage / IMAGE_DIR / f"{rel}{_image_suffix(sample)}")
-        for subset in _subsets_of(sample):
-            self._lists.setdefault(subset, []).append(rel)
+        image = replace(sample, instances=(), semantic=None, alpha=None)
+        return _Part(rel, tuple(pngs), image, f"{IMAGE_DIR}/{rel}{_image_suffix(sample)}")
+
+    def commit(self, part: _Part | None, report: ConversionReport) -> None:
+        """Write the PNGs, place the image, list the id in its subsets."""
+        self.absorb(report)
+        if part is None:
+            return
+        for png in part.pngs:
+            self.write_payload(png)
+        self.place_image(part.image, self.stage / part.image_file)
+        for subset in _subsets_of(part.image):
+            self._lists.setdefault(subset, []).append(part.rel)
 
     def _fits(self, sample: Sample, index: int, inst: Instance) -> bool:
         if inst.mask.size != sample.size:

@@ -48,7 +48,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from masklab.core.labels import Label, LabelMap, voc_color
 from masklab.errors import FormatError, LabelMapError, MaskFormatError
 from masklab.formats import _base
 from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
+from masklab.formats.report import ConversionReport
 
 __all__ = ["SPEC", "Reader", "Writer", "detect", "parse_data_yaml"]
 
@@ -616,10 +617,21 @@ def _is_float(token: str) -> bool:
 # --------------------------------------------------------------------------- writer
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    image: Sample  # the sample without its masks (image file or bytes, subset)
+    name: str  # the image's file name in images/<subset>/
+    labels: bytes  # the label file
+    classes: tuple[int, ...]  # the class ids written
+
+
 class Writer(_base.Writer):
     """Write images, one label file per image and data.yaml (see the module docstring)."""
 
     spec = SPEC
+    parallel = True
 
     def __init__(self, path: str | os.PathLike[str], *, labels: LabelMap, **options: Any) -> None:
         mode = options.get("class_ids", "keep")
@@ -656,28 +668,41 @@ class Writer(_base.Writer):
             return class_id
         return None
 
-    def write(self, sample: Sample) -> None:
-        subset = sample.subset or "train"
-        if subset not in self._subsets:
-            self._subsets.append(subset)
-        name = _image_name(sample)
-        if not self.place_image(sample, self.stage / "images" / subset / name):
-            self.fail(sample, None, "no image to place; YOLO needs the image for its size")
+    def encode(self, sample: Sample) -> _Part:
+        """The sample's label file text (instances traced, rows checked by rasterising
+        them back); the image is placed at commit."""
         h, w = sample.size
         rows: list[str] = []
+        classes: list[int] = []
         traced: list[tuple[int, Instance, polygon.Polygons, list[list[float]]]] = []
         for i, inst in enumerate(_base.instances_of(sample, self.labels)):
             done = self._rows(sample, i, inst, h, w)
             if done is not None:
                 rows += done[0]
+                classes.append(inst.class_id)
                 traced.append((i, inst, done[1], done[2]))
         # check what the rows rasterise to, all instances of the image in one batch
         written = polygon.to_rle_batch([t[3] for t in traced], h, w) if traced else []
         for (i, inst, polys, _), back in zip(traced, written, strict=True):
             self._report_fidelity(sample, i, inst, polys, back)
-        txt = self.stage / "labels" / subset / Path(name).with_suffix(".txt")
-        _base.ensure_dir(txt.parent)
-        txt.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+        image = replace(sample, instances=(), semantic=None, alpha=None)
+        text = "".join(r + "\n" for r in rows)
+        return _Part(image, _image_name(sample), text.encode("utf-8"), tuple(classes))
+
+    def commit(self, part: _Part, report: ConversionReport) -> None:
+        """Place the image (a sample without one is reported first, as in one process),
+        then write the label file and note the classes for data.yaml."""
+        sample = part.image
+        subset = sample.subset or "train"
+        if subset not in self._subsets:
+            self._subsets.append(subset)
+        if not self.place_image(sample, self.stage / "images" / subset / part.name):
+            self.fail(sample, None, "no image to place; YOLO needs the image for its size")
+        self.absorb(report)
+        for class_id in part.classes:
+            self._yolo_class(class_id)  # names the classes found in the workers here too
+        txt = self.stage / "labels" / subset / Path(part.name).with_suffix(".txt")
+        self.write_payload((txt.relative_to(self.stage).as_posix(), part.labels, None))
 
     def _rows(
         self, sample: Sample, i: int, inst: Instance, h: int, w: int

@@ -24,7 +24,9 @@ all ``K`` clicks (RITM's ``--iou-analysis``, needed for mIoU@k).
 default stopping at the highest NoC threshold; its ``seconds`` (the SPC/SPI numerator of
 :func:`masklab.iis.metrics.summarize`) is the wall time of the whole loop, sample loading and
 the robot included, as in RITM (iis.md §1.5). Each record also splits that time into loading,
-model set-up and per-click time, and per-click model time.
+model set-up and per-click time, and per-click model time. ``workers=N`` spreads the samples
+over N processes with the same records (timings aside); ``seconds`` is then the sum of the
+samples' own times (see :func:`evaluate`).
 
 **Models by name** (:func:`load_model`): ``graphcut`` and ``random-walker``
 (:mod:`masklab.iis.baselines`), ``perfect`` and ``empty`` (test models: NoC 1 and NoC K), or
@@ -34,14 +36,16 @@ model set-up and per-click time, and per-click model time.
 from __future__ import annotations
 
 import importlib
+import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from masklab._workers import check_workers, ordered_map
 from masklab.errors import MaskFormatError, MaskLabError
 from masklab.iis.clicks import Click, split
 from masklab.iis.datasets import EvaluationDataset, RegionSample, SegDataset
@@ -253,7 +257,7 @@ class EvaluationResult:
 
 def evaluate(
     dataset: _Samples | SegDataset,
-    model: IISModel,
+    model: IISModel | str,
     robot: Robot,
     *,
     max_clicks: int = 20,
@@ -265,47 +269,62 @@ def evaluate(
     seed: int = 0,
     indices: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> EvaluationResult:
     """Run :func:`full_inference` on every sample and summarize NoC / NoF / mIoU@k / SPC.
 
     ``dataset`` yields :class:`RegionSample` by index (an :class:`EvaluationDataset`, or any
     sequence of them); a bare :class:`SegDataset` is evaluated on its union of objects
-    (``EvaluationDataset(dataset)``). Early stop at ``target_iou``, by default the highest
-    of ``thresholds``; ``all_clicks=True`` runs every click. Sample ``i``'s robot draws from
-    ``np.random.default_rng([seed, i])``. ``progress(done, total)`` is called per sample.
+    (``EvaluationDataset(dataset)``). ``model`` is a model, or a :func:`load_model` spec
+    (``"graphcut"``, ``"module:callable"``). Early stop at ``target_iou``, by default the
+    highest of ``thresholds``; ``all_clicks=True`` runs every click. Sample ``i``'s robot
+    draws from ``np.random.default_rng([seed, i])``. ``progress(done, total)`` is called
+    per sample.
+
+    ``workers > 1`` splits the samples over that many spawned processes (see
+    :mod:`masklab._workers`; guard a script's entry point with ``__name__ == "__main__"``).
+    Each worker gets the dataset, the robot and the model by pickle, once; a model given
+    as a spec is built in each worker by :func:`load_model` (one model per process: mind
+    GPU memory and the model's own threads). Records come back in sample order and every
+    number but the timings equals a one-process run (each sample's rng depends on its
+    index only). Timings are measured per sample in its worker; with one worker ``seconds``
+    (SPC's numerator) is the loop's whole wall time, as RITM's; with several it is the sum
+    over samples of load + set-up + click seconds (the same work, without the idle time
+    between samples), so SPC stays a per-click cost and not a wall time divided by N.
+
+    Raises:
+        MaskLabError: no samples; with ``workers > 1``, a dataset, model or robot that
+            cannot be pickled (pass the model as a spec, or ``workers=1``).
     """
     if not thresholds:
         raise ValueError("evaluate needs at least one IoU threshold, e.g. (0.85, 0.90)")
+    check_workers(workers)
     samples: _Samples = EvaluationDataset(dataset) if isinstance(dataset, SegDataset) else dataset
     order = list(range(len(samples))) if indices is None else [int(i) for i in indices]
     if not order:
         raise MaskLabError("the dataset has no samples to evaluate")
     stop = None if all_clicks else (max(thresholds) if target_iou is None else target_iou)
+    settings = _Settings(tuple(thresholds), max_clicks, threshold, stop, min_clicks, seed)
+    workers = min(workers, len(order))
     records: list[SampleRecord] = []
     t_all = time.perf_counter()
-    for n, i in enumerate(order):
-        t0 = time.perf_counter()
-        sample = samples[i]
-        load = time.perf_counter() - t0
-        result = full_inference(
-            model,
-            robot,
-            sample.image,
-            sample.target,
-            max_clicks,
-            threshold=threshold,
-            target_iou=stop,
-            min_clicks=min_clicks,
-            rng=np.random.default_rng([seed, i]),
+    done: Iterator[SampleRecord]
+    if workers == 1:
+        net = load_model(model) if isinstance(model, str) else model
+        done = (_record(samples, net, robot, settings, i) for i in order)
+    else:
+        state = (samples, model, robot, settings)
+        _check_picklable(state)
+        done = ordered_map(
+            _worker_record, order, workers=workers, initializer=_worker_init, initargs=state
         )
-        sample_id = str(sample.info.get("id", i))
-        info = {k: v for k, v in sample.info.items() if isinstance(v, _PLAIN)}
-        records.append(
-            SampleRecord(i, sample_id, result, load, tuple(thresholds), max_clicks, info)
-        )
+    for n, record in enumerate(done):
+        records.append(record)
         if progress is not None:
             progress(n + 1, len(order))
     seconds = time.perf_counter() - t_all
+    if workers > 1:
+        seconds = sum(_sample_seconds(r) for r in records)
     summary = summarize(
         [r.result.ious for r in records],
         thresholds=tuple(thresholds),
@@ -321,6 +340,84 @@ def evaluate(
         "seed": seed,
     }
     return EvaluationResult(records, summary, config)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    thresholds: tuple[float, ...]
+    max_clicks: int
+    threshold: float
+    stop: float | None
+    min_clicks: int
+    seed: int
+
+
+def _record(samples: _Samples, model: IISModel, robot: Robot, s: _Settings, i: int) -> SampleRecord:
+    """Sample ``i``: load it, click it through, keep its plain info."""
+    t0 = time.perf_counter()
+    sample = samples[i]
+    load = time.perf_counter() - t0
+    result = full_inference(
+        model,
+        robot,
+        sample.image,
+        sample.target,
+        s.max_clicks,
+        threshold=s.threshold,
+        target_iou=s.stop,
+        min_clicks=s.min_clicks,
+        rng=np.random.default_rng([s.seed, i]),
+    )
+    sample_id = str(sample.info.get("id", i))
+    info = {k: v for k, v in sample.info.items() if isinstance(v, _PLAIN)}
+    return SampleRecord(i, sample_id, result, load, s.thresholds, s.max_clicks, info)
+
+
+def _sample_seconds(record: SampleRecord) -> float:
+    """A sample's own time: loading, model set-up and every click."""
+    r = record.result
+    return record.load_seconds + r.init_seconds + sum(r.seconds)
+
+
+def _check_picklable(state: tuple[_Samples, IISModel | str, Robot, _Settings]) -> None:
+    for what, obj in zip(("dataset", "model", "robot"), state, strict=False):
+        try:
+            pickle.dumps(obj)
+        except (pickle.PicklingError, TypeError, AttributeError) as err:
+            fix = (
+                "give the model as a load_model spec (a name or 'module:callable')"
+                if what == "model"
+                else f"give a {what} that pickles"
+            )
+            raise MaskLabError(
+                f"the {what} {type(obj).__name__} cannot be sent to worker processes "
+                f"({err}); {fix}, or use workers=1"
+            ) from err
+
+
+# one worker process's dataset, model, robot and settings, set once by _worker_init; or the
+# error building the model raised, raised again by each sample's call (a failing initializer
+# would only break the pool, losing the message)
+_WORKER: list[tuple[_Samples, IISModel, Robot, _Settings] | BaseException] = []
+
+
+def _worker_init(
+    samples: _Samples, model: IISModel | str, robot: Robot, settings: _Settings
+) -> None:
+    try:
+        net = load_model(model) if isinstance(model, str) else model
+    except Exception as err:  # re-raised in the parent at the first sample, unchanged
+        _WORKER[:] = [err]
+        return
+    _WORKER[:] = [(samples, net, robot, settings)]
+
+
+def _worker_record(i: int) -> SampleRecord:
+    state = _WORKER[0]
+    if isinstance(state, BaseException):
+        raise state
+    samples, model, robot, settings = state
+    return _record(samples, model, robot, settings, i)
 
 
 # --------------------------------------------------------------------------- test models

@@ -131,7 +131,10 @@ def export_version(
     workers: int = 1,
     **options: Any,
 ) -> ConversionReport:
-    """Write a version's frames (or the given ones, e.g. a DataView) in format ``to``."""
+    """Write a version's frames (or the given ones, e.g. a DataView) in format ``to``.
+
+    The frames are read here; ``workers > 1`` encodes them in that many processes, with
+    the same output and report as ``workers=1`` (see :func:`masklab.formats.convert`)."""
     reader = VersionReader(version, frames=frames, strict=strict)
     return convert(
         reader,

@@ -7,6 +7,11 @@ annotations with compressed RLE, area and bbox. The reader's label map becomes t
 
 An import writes into a hidden version (status ``importing``) and shows it only once every
 frame is in: a failed or killed import leaves no partial version, and a retry starts over.
+
+``workers=N`` turns samples into frames (mask PNG encoding, hashing and blob writes, image
+ingest) in N spawned processes while this one reads the samples and writes the catalog in
+their order: the version gets the same frames, keys and order as with one process, and the
+report the same problems in the same order.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import contextlib
 import mimetypes
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from masklab._workers import check_workers, ordered_map
 from masklab.core.labels import LabelMap
 from masklab.errors import MaskLabError
 from masklab.formats import open_reader
@@ -109,13 +116,17 @@ def import_path(
     strict: bool = False,
     ingest: bool = False,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> ImportResult:
     """Import a dataset folder or file (any readable format) as a new version.
 
     With ``parent`` the version starts from the parent's frames: imported frames with an id
     the parent has replace it, others are added. The version appears, committed, only when
-    the import finished; on any error it is removed.
+    the import finished; on any error it is removed. ``workers > 1`` builds the frames in
+    that many spawned processes (see the module docstring; a script must guard its entry
+    point with ``if __name__ == "__main__":``); each opens the store's blob area by its URL.
     """
+    check_workers(workers)
     start = time.perf_counter()
     reader = (
         path
@@ -133,12 +144,12 @@ def import_path(
         v.set_label_map(label_map)
 
         def frames() -> Iterator[Frame]:
-            for sample in reader:
-                try:
-                    frame = sample_to_frame(store, sample, label_map, ingest=ingest)
-                except (MaskLabError, OSError) as e:
-                    reader.problem(sample.image or sample.id, sample.id, e)
-                    continue
+            made = (
+                _frames_here(store, reader, label_map, ingest)
+                if workers == 1
+                else _frames_in_workers(store, reader, label_map, ingest, workers)
+            )
+            for frame in made:
                 result.frames += 1
                 result.annotations += len(frame.annotations)
                 if progress is not None:
@@ -153,6 +164,72 @@ def import_path(
     result.report = reader.report
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _frames_here(store: Store, reader: Reader, labels: LabelMap, ingest: bool) -> Iterator[Frame]:
+    for sample in reader:
+        try:
+            frame = sample_to_frame(store, sample, labels, ingest=ingest)
+        except (MaskLabError, OSError) as e:
+            reader.problem(sample.image or sample.id, sample.id, e)
+            continue
+        yield frame
+
+
+def _frames_in_workers(
+    store: Store, reader: Reader, labels: LabelMap, ingest: bool, workers: int
+) -> Iterator[Frame]:
+    """:func:`_frames_here`, with ``sample_to_frame`` run in ``workers`` processes.
+
+    The reader runs here, ahead of the workers, and may report its own problems meanwhile;
+    a sample that fails to become a frame is reported at the place in the report it has in
+    a one-process import (after the problems read before that sample), so the report reads
+    the same for any number of workers.
+    """
+    sent: deque[tuple[object, str, int]] = deque()  # (path, id, problems before it)
+
+    def samples() -> Iterator[Sample]:
+        for sample in reader:
+            sent.append((sample.image or sample.id, sample.id, len(reader.report.problems)))
+            yield sample
+
+    made = ordered_map(
+        _worker_frame,
+        samples(),
+        workers=workers,
+        initializer=_worker_init,
+        initargs=(store.blobs.url, labels, ingest),
+    )
+    failed = 0  # frame problems reported so far (each shifts the later places by one)
+    with contextlib.closing(made):
+        for frame in made:
+            path, sample_id, before = sent.popleft()
+            if isinstance(frame, Frame):
+                yield frame
+                continue
+            reader.problem(path, sample_id, frame)  # raises in strict mode
+            problems = reader.report.problems
+            problems.insert(before + failed, problems.pop())
+            failed += 1
+
+
+# a worker process's blob-only store, label map and ingest flag (set once by _worker_init)
+_WORKER: list[tuple[Store, LabelMap, bool]] = []
+
+
+def _worker_init(blobs: str, labels: LabelMap, ingest: bool) -> None:
+    # an in-memory catalog: a worker writes blobs only; the catalog is the parent's
+    _WORKER[:] = [(Store(catalog="sqlite://", blobs=blobs), labels, ingest)]
+
+
+def _worker_frame(sample: Sample) -> Frame | MaskLabError | OSError:
+    """In a worker: the sample's frame, or the error that stopped it (reported by the
+    parent, in order)."""
+    store, labels, ingest = _WORKER[0]
+    try:
+        return sample_to_frame(store, sample, labels, ingest=ingest)
+    except (MaskLabError, OSError) as e:
+        return e
 
 
 def _batch() -> int:
