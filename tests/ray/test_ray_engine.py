@@ -154,3 +154,22 @@ def test_batch_functions_run_in_map_batches(tmp_path):
     assert rows[0]["masks"].shape == (len(theirs), 48, 64)
     for ours, want in zip(rows[0]["masks"], theirs, strict=True):
         assert (ours == want).all()
+
+
+def test_cli_convert_engine_ray_writes_what_the_local_engine_writes(tmp_path):
+    from typer.testing import CliRunner
+
+    from masklab.cli import app
+
+    src = _with_bad_records(tmp_path)
+    runner = CliRunner()
+    reports = {}
+    for name, extra in (("local", ["--workers", "1"]), ("ray", ["--engine", "ray"])):
+        report = tmp_path / f"{name}.json"
+        args = ["convert", str(src), str(tmp_path / name), "--to", "voc", "--report", str(report)]
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        reports[name] = json.loads(report.read_text())
+    assert tree(tmp_path / "ray") == tree(tmp_path / "local")
+    assert reports["ray"] == reports["local"]
+    assert len(reports["local"]["problems"]) == 2  # both bad records, named the same way

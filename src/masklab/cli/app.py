@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 from rich import box
@@ -48,6 +48,7 @@ ReportFile = Annotated[
     Path | None, typer.Option("--report", help="Write the conversion report as json.")
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+Engine = Literal["local", "ray"]
 
 
 app = typer.Typer(
@@ -401,6 +402,13 @@ def convert(
         list[str] | None,
         typer.Option("--read-option", "-r", help="Reader option KEY=VALUE (e.g. gt=FILE)."),
     ] = None,
+    engine: Annotated[
+        Engine, typer.Option("--engine", help="local: processes here; ray: Ray Data.")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster to join; default: start a local one."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Convert a dataset to another format and report what the conversion kept."""
@@ -420,22 +428,45 @@ def convert(
             workers = auto_workers(total, per_worker=CONVERT_PER_WORKER)
         with _progress("converting") as bar:
             task = bar.add_task("convert", total=total)
-            report = formats.convert(
-                reader,
-                dst,
-                to=to,
-                labels=label_map,
-                strict=strict,
-                overwrite=overwrite,
-                progress=lambda n: bar.advance(task, n),
-                workers=workers,
-                **opts,
-            )
+            if engine == "ray":
+                report = _convert_on_ray(
+                    reader,
+                    dst,
+                    to=to,
+                    labels=label_map,
+                    strict=strict,
+                    overwrite=overwrite,
+                    progress=lambda n: bar.advance(task, n),
+                    address=ray_address,
+                    **opts,
+                )
+            else:
+                report = formats.convert(
+                    reader,
+                    dst,
+                    to=to,
+                    labels=label_map,
+                    strict=strict,
+                    overwrite=overwrite,
+                    progress=lambda n: bar.advance(task, n),
+                    workers=workers,
+                    **opts,
+                )
     headline = (
         f"{report.source} -> {report.target}: {report.samples} images, {report.instances} "
         f"instances, {report.exact} written pixel-exact; written to {escape(str(dst))}"
     )
     show_report(report, headline, report_file=report_file, json_out=json_out)
+
+
+def _convert_on_ray(reader: Any, dst: Path, **kwargs: Any) -> ConversionReport:
+    """``masklab.ray.engine.convert``; a missing ``masklab[ray]`` is an ``error:`` line."""
+    try:
+        from masklab.ray.engine import convert as ray_convert
+
+        return ray_convert(reader, dst, **kwargs)
+    except ImportError as err:
+        _fail(str(err))
 
 
 def show_report(
