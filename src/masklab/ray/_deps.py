@@ -11,8 +11,9 @@ def require() -> Any:
     """The ``ray`` module with Ray Data loaded; ImportError naming the extra otherwise."""
     try:
         import pyarrow  # noqa: F401
-        import ray
         import ray.data
+
+        import ray
     except ImportError as err:
         raise ImportError(f"{INSTALL} (import failed: {err})") from err
     return ray
