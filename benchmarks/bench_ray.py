@@ -57,6 +57,7 @@ def capacity(masks_per_core_s: float) -> dict[str, float]:
 def run() -> list[dict[str, Any]]:
     try:
         import ray
+
         from masklab.ray import engine
     except ImportError:
         print('  ray not installed: pip install "masklab[ray]" for this benchmark')

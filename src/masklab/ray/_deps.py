@@ -11,9 +11,8 @@ def require() -> Any:
     """The ``ray`` module with Ray Data loaded; ImportError naming the extra otherwise."""
     try:
         import pyarrow  # noqa: F401
-        import ray.data
-
         import ray
+        import ray.data
     except ImportError as err:
         raise ImportError(f"{INSTALL} (import failed: {err})") from err
     return ray

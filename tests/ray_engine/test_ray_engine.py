@@ -18,7 +18,7 @@ from tests.formats import synthetic
 from masklab import formats
 from masklab.errors import FormatError
 
-ray = pytest.importorskip("ray.data")  # a namespace stand-in (tests/ray) has no .data
+ray = pytest.importorskip("ray.data")
 import masklab.ray  # noqa: E402
 from masklab.ray import engine  # noqa: E402
 
