@@ -55,9 +55,18 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     )
 
 
-def encode_png(array: npt.NDArray[Any], *, palette: npt.NDArray[np.uint8] | None = None) -> bytes:
+def encode_png(
+    array: npt.NDArray[Any],
+    *,
+    palette: npt.NDArray[np.uint8] | None = None,
+    deterministic: bool = False,
+) -> bytes:
     """PNG bytes of a mask: (h, w) uint8 (gray, or palette indices with ``palette``),
     (h, w) uint16, or (h, w, 3|4) uint8 RGB(A).
+
+    ``deterministic=True`` deflates with zlib, whose bytes depend only on the pixels: for
+    content-addressed blobs (the store). ISA-L's faster deflate was once seen, in a
+    long-running process, to give other (equally valid) bytes for the same pixels.
 
     >>> from PIL import Image; import io
     >>> m = np.array([[0, 1], [2, 300]], np.uint16)
@@ -84,7 +93,8 @@ def encode_png(array: npt.NDArray[Any], *, palette: npt.NDArray[np.uint8] | None
         pal = np.zeros((256, 3), np.uint8)
         pal[: len(palette)] = np.asarray(palette, np.uint8)[:256]
         parts.append(_chunk(b"PLTE", pal.tobytes()))
-    parts += [_chunk(b"IDAT", DEFLATE(raw.tobytes())), _chunk(b"IEND", b"")]
+    deflate = _zlib_deflate if deterministic else DEFLATE
+    parts += [_chunk(b"IDAT", deflate(raw.tobytes())), _chunk(b"IEND", b"")]
     return b"".join(parts)
 
 

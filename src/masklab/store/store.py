@@ -191,7 +191,8 @@ class Store:
             if a.size and a.max() > 255:
                 raise StoreError("alpha mask values must be 0..255")
             dtype = np.uint8
-        data = _png.encode_png(np.ascontiguousarray(a, dtype=dtype))
+        # zlib: a blob's key must depend on the pixels alone (frames are keyed by it)
+        data = _png.encode_png(np.ascontiguousarray(a, dtype=dtype), deterministic=True)
         digest = self.blobs.put(data)
         values: Any = np.flatnonzero(np.bincount(a.ravel().astype(np.int64))) if a.size else []
         return Mask(blob_uri(digest), mode, tuple(int(v) for v in values), (a.shape[0], a.shape[1]))
