@@ -13,23 +13,64 @@ guard its entry point with ``if __name__ == "__main__":`` (the CLI does). Functi
 arguments travel by pickle: functions must be module-level. Per-worker state (a model, a
 dataset) is sent once through ``initializer`` / ``initargs`` rather than with every item.
 
+Another engine can take the map over: inside ``with engine(mapper):`` every
+:func:`ordered_map` call runs through ``mapper`` (same signature, same contract), and
+:func:`distributed` is true, so callers take their worker path even for ``workers=1``.
+``masklab.ray.pool`` installs Ray Data this way (``--engine ray``): the commands keep their
+one fold of ordered results, so their output cannot depend on the engine.
+
 Only the standard library is used here (layer 0).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
-__all__ = ["auto_workers", "check_workers", "default_workers", "ordered_map"]
+__all__ = [
+    "Mapper",
+    "auto_workers",
+    "check_workers",
+    "default_workers",
+    "distributed",
+    "engine",
+    "ordered_map",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: an ordered map with :func:`ordered_map`'s signature and contract, run by another engine
+Mapper = Callable[..., Iterator[Any]]
+
+_mapper: ContextVar[Mapper | None] = ContextVar("masklab_mapper", default=None)
+
+
+@contextlib.contextmanager
+def engine(mapper: Mapper) -> Iterator[None]:
+    """Run every :func:`ordered_map` of the block through ``mapper`` (see the module)."""
+    token = _mapper.set(mapper)
+    try:
+        yield
+    finally:
+        _mapper.reset(token)
+
+
+def distributed() -> bool:
+    """Whether another engine runs the maps (inside :func:`engine`): callers then use
+    their worker path whatever ``workers`` says.
+
+    >>> distributed()
+    False
+    """
+    return _mapper.get() is not None
 
 
 def default_workers() -> int:
@@ -89,9 +130,15 @@ def ordered_map(
     ``fn``, or by ``items`` itself, is re-raised here at its place in the order (the results
     of the items before it are yielded first), as a loop in one process would raise it;
     closing the iterator early cancels what is queued. ``initializer(*initargs)`` runs once
-    in each worker before any item.
+    in each worker before any item. Inside :func:`engine`, the engine's mapper runs it.
     """
     check_workers(workers)
+    mapper = _mapper.get()
+    if mapper is not None:
+        yield from mapper(
+            fn, items, workers=workers, initializer=initializer, initargs=initargs, window=window
+        )
+        return
     limit = window if window is not None else 4 * workers
     if limit < 1:
         raise ValueError(f"window must be >= 1, got {window!r}")

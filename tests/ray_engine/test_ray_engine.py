@@ -25,13 +25,9 @@ from masklab.ray import engine  # noqa: E402
 AIRO = ("airo-mono-coco-val2017-small", "airo-dataset-tools", "test", "test_data")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster():
-    import ray as ray_core
-
-    ray_core.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray_core.shutdown()
+@pytest.fixture(autouse=True)
+def _cluster(ray_cluster):
+    """Every test here runs on the session's local Ray cluster (conftest)."""
 
 
 def tree(path: Path) -> dict[str, str]:

@@ -49,6 +49,16 @@ ReportFile = Annotated[
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 Engine = Literal["local", "ray"]
+EngineOption = Annotated[
+    Engine,
+    typer.Option(
+        "--engine", help='local: processes here; ray: Ray Data (pip install "masklab[ray]").'
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="Ray cluster to join; default: start a local one."),
+]
 
 
 app = typer.Typer(
@@ -74,6 +84,25 @@ def _stderr() -> Console:
 def _fail(message: str) -> NoReturn:
     _stderr().print(f"error: {escape(message)}")
     raise typer.Exit(1)
+
+
+@contextmanager
+def _engine(engine: Engine, address: str | None) -> Iterator[int | None]:
+    """Where the command's per-sample work runs: in local processes (yields None), or on
+    Ray Data for the block (yields the cluster's CPUs, the default ``--workers``). A
+    missing ``masklab[ray]`` is an ``error:`` line."""
+    if engine == "local":
+        yield None
+        return
+    try:
+        from masklab.ray import pool
+        from masklab.ray._deps import require
+
+        require()
+    except ImportError as err:
+        _fail(str(err))
+    with pool.engine(address):
+        yield pool.cluster_cpus()
 
 
 @contextmanager
@@ -402,13 +431,8 @@ def convert(
         list[str] | None,
         typer.Option("--read-option", "-r", help="Reader option KEY=VALUE (e.g. gt=FILE)."),
     ] = None,
-    engine: Annotated[
-        Engine, typer.Option("--engine", help="local: processes here; ray: Ray Data.")
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option("--ray-address", help="Ray cluster to join; default: start a local one."),
-    ] = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddress = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Convert a dataset to another format and report what the conversion kept."""
@@ -424,8 +448,6 @@ def convert(
             src, source_format, labels=label_map, strict=strict, **_options(read_option or [])
         )
         total = _length(reader)
-        if workers is None:
-            workers = auto_workers(total, per_worker=CONVERT_PER_WORKER)
         with _progress("converting") as bar:
             task = bar.add_task("convert", total=total)
             if engine == "ray":
@@ -438,9 +460,12 @@ def convert(
                     overwrite=overwrite,
                     progress=lambda n: bar.advance(task, n),
                     address=ray_address,
+                    workers=workers,
                     **opts,
                 )
             else:
+                if workers is None:
+                    workers = auto_workers(total, per_worker=CONVERT_PER_WORKER)
                 report = formats.convert(
                     reader,
                     dst,

@@ -36,8 +36,19 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from masklab._workers import auto_workers, ordered_map
-from masklab.cli.app import LabelsFile, SourceFormat, Strict, _load_labels, _reported, _stdout, app
+from masklab._workers import auto_workers, distributed, ordered_map
+from masklab.cli.app import (
+    EngineOption,
+    LabelsFile,
+    RayAddress,
+    SourceFormat,
+    Strict,
+    _engine,
+    _load_labels,
+    _reported,
+    _stdout,
+    app,
+)
 from masklab.cli.store import Home, open_store
 from masklab.core.labels import LabelMap
 from masklab.errors import MaskLabError
@@ -50,7 +61,8 @@ Workers = Annotated[
     typer.Option(
         "--workers",
         min=1,
-        help=r"Processes to score in \[default: every core, one per 32 samples at most].",
+        help=r"Processes to score in \[default: every core, one per 32 samples at most; "
+        "with --engine ray, the cluster's CPUs].",
         show_default=False,
     ),
 ]
@@ -139,7 +151,7 @@ def _semantic(gt: Reader, pred: Reader, problems: EvalProblems, workers: int = 1
     cm = ConfusionMatrix(tid.num_classes, ignore_index=tid.ignore_index, names=tid.names)
     bf = BoundaryF(tid.num_classes, ignore_index=tid.ignore_index, names=tid.names)
     images = 0
-    if workers == 1:
+    if workers == 1 and not distributed():
         for g, p in pairs(gt, pred, problems):
             problem = _semantic_pair(g, p, tid, cm, bf)
             if problem is not None:
@@ -232,7 +244,7 @@ def _panoptic(gt: Reader, pred: Reader, problems: EvalProblems, workers: int = 1
     # per image, then added in GT order: the IoU sums (floats) add up the same for any N
     pq = PanopticQuality(gt.labels)
     images = 0
-    if workers == 1:
+    if workers == 1 and not distributed():
         for g, p in pairs(gt, pred, problems):
             one = _panoptic_pair(g, p, gt.labels)
             if isinstance(one, str):
@@ -400,13 +412,17 @@ def eval_(
     strict: Strict = False,
     home: Home = None,
     workers: Workers = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddress = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result json.")] = False,
 ) -> None:
     """Score predictions against ground truth: mIoU, COCO mask AP or PQ."""
     problems = EvalProblems(strict)
-    with _reported(ctx):
+    with _reported(ctx), _engine(engine, ray_address) as cpus:
         gt_reader = _open_gt(gt, source_format, _load_labels(labels), home)
         pred_reader = _open_pred(pred.resolve(), pred_format, gt, gt_reader.labels)
+        if workers is None and cpus is not None:
+            workers = cpus
         if workers is None:
             known = operator.length_hint(gt_reader, -1)
             workers = auto_workers(None if known < 0 else known, per_worker=PAIRS_PER_WORKER)

@@ -41,7 +41,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from masklab import __version__
-from masklab.cli.app import JsonOut, _progress, _reported, _stdout, app
+from masklab.cli.app import (
+    EngineOption,
+    JsonOut,
+    RayAddress,
+    _engine,
+    _progress,
+    _reported,
+    _stdout,
+    app,
+)
 from masklab.errors import MaskLabError
 
 iis_app = typer.Typer(
@@ -128,10 +137,12 @@ def evaluate_cmd(
             "--workers",
             min=1,
             help=r"Processes to click in \[default: every core for built-in models, "
-            r"1 for module:callable].",
+            r"1 for module:callable; with --engine ray, the cluster's CPUs].",
             show_default=False,
         ),
     ] = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddress = None,
     json_out: JsonOut = False,
 ) -> None:
     """Click a model through a dataset; print NoC/NoF, write per-sample json and a plot."""
@@ -140,7 +151,7 @@ def evaluate_cmd(
     from masklab.iis.robots import get_robot
 
     thresholds = _thresholds(iou)
-    with _reported(ctx):
+    with _reported(ctx), _engine(engine, ray_address) as cpus:
         try:
             robot_fn = get_robot(robot)
             ds = _Opened(dataset, selector, seed)
@@ -148,10 +159,14 @@ def evaluate_cmd(
             raise MaskLabError(str(err)) from err
         n = len(ds) if limit is None else min(limit, len(ds))
         if workers is None:
-            workers = auto_workers(n, per_worker=_SAMPLES_PER_WORKER) if model in MODELS else 1
+            if cpus is not None:
+                workers = cpus
+            else:
+                workers = auto_workers(n, per_worker=_SAMPLES_PER_WORKER) if model in MODELS else 1
         workers = min(workers, n)
-        # one process: the model built here; several: each worker builds its own from the spec
-        net: IISModel | str = load_model(model) if workers == 1 else model
+        # one process: the model built here; several (or Ray): each worker builds its own
+        here = workers == 1 and cpus is None
+        net: IISModel | str = load_model(model) if here else model
         with _progress("clicking") as bar:
             task = bar.add_task("clicking", total=n)
             result = evaluate(
@@ -179,6 +194,7 @@ def evaluate_cmd(
             "all_clicks": all_clicks,
             **result.config,
             "workers": workers,
+            "engine": engine,
             "masklab_version": __version__,
             "summary": result.summary.to_dict(),
             "miou_curve_held": result.miou_curve_held(),

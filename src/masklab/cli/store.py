@@ -15,12 +15,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from masklab.cli.app import (
+    EngineOption,
     JsonOut,
     LabelsFile,
     Overwrite,
+    RayAddress,
     ReportFile,
     SourceFormat,
     Strict,
+    _engine,
     _load_labels,
     _print_problems,
     _progress,
@@ -115,10 +118,12 @@ def import_(
             "--workers",
             min=1,
             help=r"Processes that build frames \[default: every core, one per 32 samples "
-            "at most].",
+            "at most; with --engine ray, the cluster's CPUs].",
             show_default=False,
         ),
     ] = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddress = None,
     json_out: JsonOut = False,
 ) -> None:
     """Import a dataset in any readable format, or a `--to parquet` export, as a new
@@ -132,9 +137,11 @@ def import_(
     from masklab.formats import open_reader
     from masklab.store.importer import import_path
 
-    with _reported(ctx):
+    with _reported(ctx), _engine(engine, ray_address) as cpus:
         store = open_store(home)
         reader = open_reader(path, source_format, labels=_load_labels(labels), strict=strict)
+        if workers is None and cpus is not None:
+            workers = cpus
         if workers is None:
             known = operator.length_hint(reader, -1)
             workers = auto_workers(None if known < 0 else known, per_worker=32)
@@ -182,10 +189,13 @@ def export(
             "--workers",
             min=1,
             help=r"Processes that encode the frames \[default: every core, one per 64 "
-            "frames at most]; 1: this process only. The output is the same for any number.",
+            "frames at most; with --engine ray, the cluster's CPUs]; 1: this process only. "
+            "The output is the same for any number.",
             show_default=False,
         ),
     ] = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddress = None,
 ) -> None:
     """Export a version (or the frames --where selects) to any writable format, or to
     Parquet (`--to parquet`: frames and annotations tables, losslessly re-importable)."""
@@ -197,10 +207,12 @@ def export(
     from masklab._workers import auto_workers
     from masklab.store.exporter import export_version
 
-    with _reported(ctx):
+    with _reported(ctx), _engine(engine, ray_address) as cpus:
         store = open_store(home)
         v = store.version(ref)
         frames = _frames_of(v, where)
+        if workers is None and cpus is not None:
+            workers = cpus
         if workers is None:
             workers = auto_workers(v.frame_count if frames is None else None, per_worker=64)
         with _progress("exporting") as bar:

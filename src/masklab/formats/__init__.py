@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from masklab._workers import check_workers
+from masklab._workers import check_workers, distributed
 from masklab.core.labels import LabelMap
 from masklab.errors import AmbiguousFormatError, UnknownFormatError
 from masklab.formats import _parallel
@@ -158,7 +158,7 @@ def convert(
     with writer_class(
         dst, labels=label_map, strict=strict, overwrite=overwrite, **options
     ) as writer:
-        if workers > 1 and _parallel.uses_workers(reader, writer_class):
+        if (workers > 1 or distributed()) and _parallel.uses_workers(reader, writer_class):
             _parallel.convert_in_workers(reader, writer, to=to, workers=workers, progress=progress)
         else:
             for sample in reader:

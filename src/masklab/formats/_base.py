@@ -518,7 +518,7 @@ def write_png(
 ) -> None:
     """Write a mask PNG losslessly: uint8 (grayscale, or palette indices with ``palette``),
     uint16 / int32 / int64 within 0..65535 (16-bit grayscale), (h, w, 3|4) uint8 as RGB(A).
-    Encoded by :mod:`masklab.formats._png` (deflate level 1, ISA-L when installed)."""
+    Encoded by :mod:`masklab.formats._png` (zlib level 1: the bytes depend on the pixels)."""
     ensure_dir(path.parent)
     try:
         _png.write_png_file(path, _png_ready(array), palette=palette)

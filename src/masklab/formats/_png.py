@@ -1,9 +1,11 @@
 """A small, fast PNG encoder for masks.
 
 Masks are written unfiltered (filter type 0 on every scanline: flat masks compress as well
-as with PNG's predictors) and deflated at level 1. When the optional ``isal`` package
-(Intel ISA-L, ``pip install "masklab[fast]"``) is installed its deflate is used: about ten
-times faster than zlib on masks, and smaller. Without it, zlib's RLE strategy.
+as with PNG's predictors) and deflated by zlib at level 1 with its RLE strategy: on masks as
+fast as libdeflate and smaller, and deterministic, so the same pixels always give the same
+bytes (outputs compare byte for byte across runs and worker counts; the store's mask blobs
+are content-addressed). ISA-L's deflate, used here before, is about four times faster but
+was seen to give other bytes for the same pixels, rarely, depending on the process's history.
 
 Supported: 8-bit grayscale, 8-bit palette (a PLTE chunk), 16-bit grayscale (big-endian, as
 PNG stores it), 8-bit RGB and RGBA. Any PNG reader decodes the result (tests use PIL).
@@ -11,39 +13,24 @@ PNG stores it), 8-bit RGB and RGBA. Any PNG reader decodes the result (tests use
 
 from __future__ import annotations
 
-import importlib
 import struct
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-_isal: Any
-try:  # optional accelerator
-    _isal = importlib.import_module("isal.isal_zlib")
-except ImportError:  # pragma: no cover - depends on the environment
-    _isal = None
-
-__all__ = ["DEFLATE", "encode_png"]
+__all__ = ["deflate", "encode_png"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_GRAY, _COLOR_RGB, _COLOR_PALETTE, _COLOR_RGBA = 0, 2, 3, 6
 
 
-def _zlib_deflate(data: bytes) -> bytes:
+def deflate(data: bytes) -> bytes:
+    """A zlib stream of ``data``: level 1, RLE strategy (see the module docstring)."""
     c = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     return c.compress(data) + c.flush()
-
-
-def _isal_deflate(data: bytes) -> bytes:
-    out: bytes = _isal.compress(data, 1)
-    return out
-
-
-DEFLATE: Callable[[bytes], bytes] = _isal_deflate if _isal is not None else _zlib_deflate
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -59,14 +46,11 @@ def encode_png(
     array: npt.NDArray[Any],
     *,
     palette: npt.NDArray[np.uint8] | None = None,
-    deterministic: bool = False,
 ) -> bytes:
     """PNG bytes of a mask: (h, w) uint8 (gray, or palette indices with ``palette``),
     (h, w) uint16, or (h, w, 3|4) uint8 RGB(A).
 
-    ``deterministic=True`` deflates with zlib, whose bytes depend only on the pixels: for
-    content-addressed blobs (the store). ISA-L's faster deflate was once seen, in a
-    long-running process, to give other (equally valid) bytes for the same pixels.
+    The bytes depend on the pixels (and palette) alone.
 
     >>> from PIL import Image; import io
     >>> m = np.array([[0, 1], [2, 300]], np.uint16)
@@ -93,7 +77,6 @@ def encode_png(
         pal = np.zeros((256, 3), np.uint8)
         pal[: len(palette)] = np.asarray(palette, np.uint8)[:256]
         parts.append(_chunk(b"PLTE", pal.tobytes()))
-    deflate = _zlib_deflate if deterministic else DEFLATE
     parts += [_chunk(b"IDAT", deflate(raw.tobytes())), _chunk(b"IEND", b"")]
     return b"".join(parts)
 

@@ -45,7 +45,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from masklab._workers import check_workers, ordered_map
+from masklab._workers import check_workers, distributed, ordered_map
 from masklab.errors import MaskFormatError, MaskLabError
 from masklab.iis.clicks import Click, split
 from masklab.iis.datasets import EvaluationDataset, RegionSample, SegDataset
@@ -309,7 +309,7 @@ def evaluate(
     records: list[SampleRecord] = []
     t_all = time.perf_counter()
     done: Iterator[SampleRecord]
-    if workers == 1:
+    if workers == 1 and not distributed():
         net = load_model(model) if isinstance(model, str) else model
         done = (_record(samples, net, robot, settings, i) for i in order)
     else:
@@ -323,7 +323,7 @@ def evaluate(
         if progress is not None:
             progress(n + 1, len(order))
     seconds = time.perf_counter() - t_all
-    if workers > 1:
+    if workers > 1 or distributed():
         seconds = sum(_sample_seconds(r) for r in records)
     summary = summarize(
         [r.result.ious for r in records],

@@ -127,7 +127,7 @@ def write_into(
     from masklab.ray._source import reports
 
     trailers: list[ConversionReport] = []
-    with ordered(), _unwrapped():
+    with ordered(), unwrapped():
         for table in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=4):
             trailers += reports(table)
             samples = to_samples(table)
@@ -141,7 +141,7 @@ def write_into(
 
 
 @contextlib.contextmanager
-def _unwrapped() -> Iterator[None]:
+def unwrapped() -> Iterator[None]:
     """Raise a masklab error from a Ray task as itself (strict mode's FormatError), not
     wrapped in Ray's task error."""
     rt = require()

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from masklab._workers import check_workers, ordered_map
+from masklab._workers import check_workers, distributed, ordered_map
 from masklab.core.labels import LabelMap
 from masklab.errors import MaskLabError
 from masklab.formats import open_reader
@@ -146,7 +146,7 @@ def import_path(
         def frames() -> Iterator[Frame]:
             made = (
                 _frames_here(store, reader, label_map, ingest)
-                if workers == 1
+                if workers == 1 and not distributed()
                 else _frames_in_workers(store, reader, label_map, ingest, workers)
             )
             for frame in made:

@@ -191,8 +191,8 @@ class Store:
             if a.size and a.max() > 255:
                 raise StoreError("alpha mask values must be 0..255")
             dtype = np.uint8
-        # zlib: a blob's key must depend on the pixels alone (frames are keyed by it)
-        data = _png.encode_png(np.ascontiguousarray(a, dtype=dtype), deterministic=True)
+        # the PNG's bytes depend on the pixels alone: the blob's key, and the frame's, too
+        data = _png.encode_png(np.ascontiguousarray(a, dtype=dtype))
         digest = self.blobs.put(data)
         values: Any = np.flatnonzero(np.bincount(a.ravel().astype(np.int64))) if a.size else []
         return Mask(blob_uri(digest), mode, tuple(int(v) for v in values), (a.shape[0], a.shape[1]))
