@@ -108,10 +108,10 @@ def test_strict_error_inside_a_shard_leaves_nothing(coco_src, tmp_path):
 
 
 def test_a_writer_without_encode_writes_in_the_parent(coco_src, tmp_path):
-    """cityscapes has no parallel encode: the workers decode, the parent writes."""
-    assert not formats.get("cityscapes").Writer.parallel
-    one = _converted(coco_src, tmp_path / "one", "cityscapes", 1)
-    two = _converted(coco_src, tmp_path / "two", "cityscapes", 2)
+    """camvid has no parallel encode: the workers decode, the parent writes."""
+    assert not formats.get("camvid").Writer.parallel
+    one = _converted(coco_src, tmp_path / "one", "camvid", 1)
+    two = _converted(coco_src, tmp_path / "two", "camvid", 2)
     assert two == one
 
 

@@ -138,7 +138,9 @@ def convert(
     output appears at ``dst`` only when the conversion finished (strict mode stops at
     the first problem and leaves ``dst`` untouched).
 
-    ``workers > 1`` decodes and encodes the samples in that many spawned processes
+    ``workers=1`` uses one core: the writer deflates its PNGs on this thread (its
+    ``png_threads`` set to 0; a Writer used directly overlaps them on 2 threads). ``workers > 1``
+    decodes and encodes the samples in that many spawned processes
     (:mod:`masklab.formats._parallel`): the parent plans the work and writes the results
     in the original order, so every output byte and the report (problems in order,
     losses, counts) equal ``workers=1``'s; memory stays flat. A format whose reader and
@@ -155,10 +157,13 @@ def convert(
     )
     label_map = labels or reader.labels
     writer_class: type[Writer] = get(to).Writer
+    in_workers = (workers > 1 or distributed()) and _parallel.uses_workers(reader, writer_class)
     with writer_class(
         dst, labels=label_map, strict=strict, overwrite=overwrite, **options
     ) as writer:
-        if (workers > 1 or distributed()) and _parallel.uses_workers(reader, writer_class):
+        if workers == 1 and not in_workers:
+            writer.png_threads = 0  # one core: no deflating threads either
+        if in_workers:
             _parallel.convert_in_workers(reader, writer, to=to, workers=workers, progress=progress)
         else:
             for sample in reader:

@@ -241,6 +241,9 @@ class Writer:
         self.images = str(options.pop("images", "link"))
         if self.images not in ("link", "copy", "none"):
             raise ValueError(f"images must be 'link', 'copy' or 'none', got {self.images!r}")
+        #: threads deflating PNGs in the background (0: on the calling thread); a one-core
+        #: conversion (``convert(workers=1)``) sets 0, so workers=N means N cores of work
+        self.png_threads = 2
         self._pool: ThreadPoolExecutor | None = None
         self._io_pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future[None]] = deque()
@@ -340,15 +343,20 @@ class Writer:
     def write_png(
         self, path: Path, array: npt.NDArray[Any], *, palette: npt.NDArray[np.uint8] | None = None
     ) -> None:
-        """:func:`write_png` on a background thread: PNG encoding and file creation release
-        the GIL, so they overlap with reading and painting the next samples. At most
-        ``_BACKLOG`` writes wait, so memory does not grow; an error surfaces at close.
-        ``array`` must not be modified afterwards."""
+        """:func:`write_png` on a background thread (``png_threads`` of them; 0: here): PNG
+        encoding and file creation release the GIL, so they overlap with reading and
+        painting the next samples. At most ``_BACKLOG`` writes wait, so memory does not
+        grow; an error surfaces at close. ``array`` must not be modified afterwards."""
+        if self.png_threads == 0:
+            write_png(path, array, palette=palette)
+            return
         self._submit(write_png, path, array, palette=palette)
 
     def _submit(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="masklab-png")
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.png_threads, thread_name_prefix="masklab-png"
+            )
         while len(self._pending) >= _BACKLOG:
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(fn, *args, **kwargs))
