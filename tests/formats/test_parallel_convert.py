@@ -4,11 +4,11 @@ nothing behind."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
+from tests.files import tree
 from tests.formats import synthetic
 from typer.testing import CliRunner
 
@@ -22,15 +22,6 @@ runner = CliRunner()
 N = 40  # samples: with 16 a batch, three batches, so each of up to 3 workers gets some
 BAD_IMAGE = 17  # its 2-point polygon is reported; the image is still written
 AIRO = ("airo-mono-coco-val2017-small", "airo-dataset-tools", "test", "test_data")
-
-
-def _tree(root: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file under ``root``."""
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +44,7 @@ def coco_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _converted(src: Path, dst: Path, to: str, workers: int, **options: object) -> tuple:
     report = formats.convert(src, dst, to=to, workers=workers, **options)
-    return _tree(dst), report.to_dict()
+    return tree(dst), report.to_dict()
 
 
 @pytest.mark.parametrize(
@@ -62,11 +53,11 @@ def _converted(src: Path, dst: Path, to: str, workers: int, **options: object) -
 )
 def test_workers_write_the_bytes_and_report_of_one_process(coco_src, tmp_path, to, counts):
     results = {n: _converted(coco_src, tmp_path / f"out{n}", to, n) for n in counts}
-    tree, report = results[1]
-    assert len(tree) >= N  # at least a file per image
+    files, report = results[1]
+    assert len(files) >= N  # at least a file per image
     assert report["samples"] == N  # the shard with the bad record finished, and the others
     for n in counts[1:]:
-        assert results[n][0] == tree, f"{to}: files differ with {n} workers"
+        assert results[n][0] == files, f"{to}: files differ with {n} workers"
         assert results[n][1] == report, f"{to}: report differs with {n} workers"
 
 
@@ -125,7 +116,7 @@ def test_cli_export_with_workers_equals_one_worker(coco_src, tmp_path):
         args = ["export", "d", str(out), "--to", "voc", "--workers", str(n), "--json", *home]
         done = runner.invoke(app, args)
         assert done.exit_code == 0, done.output
-        trees.append(_tree(out))
+        trees.append(tree(out))
         reports.append(json.loads(done.stdout))
     assert trees[1] == trees[0]
     assert reports[1] == reports[0]

@@ -10,12 +10,12 @@ their timings. ``masklab.ray.pool.ordered_map`` itself is checked against the co
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
 
 import pytest
+from tests.files import tree
 from tests.iis.test_parallel_iis import TIMING, _grabcut
 from tests.store.test_parallel_import import BAD_MASK, BAD_RECORD, _Made, _png_masks
 from tests.test_parallel_eval import EXTRA, MISSING, WRONG_SIZE, _panoptic, _semantic
@@ -58,14 +58,6 @@ def _ok(*args: str) -> str:
     result = runner.invoke(app, list(args))
     assert result.exit_code == 0, result.output
     return result.stdout
-
-
-def _tree(path: Path) -> dict[str, str]:
-    return {
-        p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-    }
 
 
 # --------------------------------------------------------------------------- the map itself
@@ -158,10 +150,10 @@ def test_cli_export_on_ray_writes_the_files_and_report_of_one_process(tmp_path: 
         _ok(*args, "--report", str(report), *extra)
         reports[name] = json.loads(report.read_text())
     assert ray_maps == [1]  # one batch of 6 frames encoded on Ray
-    assert _tree(tmp_path / "ray") == _tree(tmp_path / "one")
+    assert tree(tmp_path / "ray") == tree(tmp_path / "one")
     assert reports["ray"] == reports["one"]
     assert reports["one"]["samples"] == 6
-    assert any(p.endswith(".png") for p in _tree(tmp_path / "one"))
+    assert any(p.endswith(".png") for p in tree(tmp_path / "one"))
 
 
 # --------------------------------------------------------------------------- eval

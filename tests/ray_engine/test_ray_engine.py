@@ -8,12 +8,13 @@ losses, counts).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
+from tests.files import tree
 from tests.formats import synthetic
+from tests.ray_engine.common import both as _both
 
 from masklab import formats
 from masklab.errors import FormatError
@@ -30,27 +31,12 @@ def _cluster(ray_cluster):
     """Every test here runs on the session's local Ray cluster (conftest)."""
 
 
-def tree(path: Path) -> dict[str, str]:
-    """Every file under ``path``: relative name -> sha256 of its bytes."""
-    return {
-        p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-    }
-
-
 def _coco(tmp_path: Path, n: int = 24) -> Path:
     data = synthetic.samples(tmp_path / "images", n)
     with formats.get("coco").Writer(tmp_path / "coco", labels=synthetic.LABELS) as w:
         for s in data:
             w.write(s)
     return tmp_path / "coco"
-
-
-def _both(src: Path, tmp_path: Path, to: str, **kw):
-    local = formats.convert(src, tmp_path / "local", to=to, **kw)
-    on_ray = engine.convert(src, tmp_path / "ray", to=to, block_size=5, **kw)
-    return local, on_ray
 
 
 @pytest.mark.parametrize("to", ["voc", "coco", "yolo-seg", "png-masks", "rle-csv"])

@@ -34,6 +34,7 @@ class-index map; writers convert between the two with :func:`semantic_of` and
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -43,7 +44,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, ClassVar, Literal
+from typing import Any, BinaryIO, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -193,6 +194,15 @@ class Reader:
         (its report empty), or None when decoding is the identity (the default)."""
         return None
 
+    def worker_copy(self, **attrs: Any) -> Self:
+        """A shallow copy with an empty report and ``attrs`` set (big caches dropped,
+        what was resolved kept): what :meth:`for_worker` returns."""
+        twin = copy.copy(self)
+        twin.report = ConversionReport(source=self.spec.name)
+        for name, value in attrs.items():
+            setattr(twin, name, value)
+        return twin
+
     def problem(self, path: object, record: object, error: Exception | str) -> None:
         """Report a bad record and go on; in strict mode raise FormatError for it."""
         message = str(error)
@@ -201,6 +211,42 @@ class Reader:
                 f"{path}: record {record}: {message}", path=str(path), record=record
             ) from (error if isinstance(error, Exception) else None)
         self.report.problem(path, record, message)
+
+
+class RecordReader(Reader):
+    """A reader that lists its samples' files once (:meth:`_index`: cheap, nothing read)
+    and reads each sample alone (:meth:`_decode_one`: None when it was reported and
+    skipped); iteration, plan, decode and the worker copy follow from those two."""
+
+    _records: list[Any] | None = None
+
+    def _index(self) -> list[Any]:
+        raise NotImplementedError
+
+    def _decode_one(self, record: Any) -> Sample | None:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._index())
+
+    def __iter__(self) -> Iterator[Sample]:
+        for record in self.plan():
+            sample = self._decode_one(record)
+            if sample is not None:
+                yield sample
+
+    def plan(self) -> Iterator[Any]:
+        """One record per sample, in order: its id and files (nothing read)."""
+        return iter(self._index())
+
+    def decode(self, items: Sequence[Any]) -> Iterator[Sample | None]:
+        """The samples of :meth:`plan`'s records; None for one reported and skipped."""
+        for record in items:
+            yield self._decode_one(record)
+
+    def for_worker(self) -> Reader:
+        """A copy that decodes in another process (no file index, an empty report)."""
+        return self.worker_copy(_records=None)
 
 
 class Writer:

@@ -228,14 +228,14 @@ def convert_in_workers(
             yield item
         after.append(take(reader.report, start))
 
+    batches = ordered_map(
+        _run,
+        _batched(planned(), BATCH),
+        workers=workers,
+        initializer=_start,
+        initargs=(copy, spec),
+    )
     try:
-        batches = ordered_map(
-            _run,
-            _batched(planned(), BATCH),
-            workers=workers,
-            initializer=_start,
-            initargs=(copy, spec),
-        )
         for done, error in batches:
             for d in done:
                 absorb(reader.report, before.popleft())
@@ -255,6 +255,7 @@ def convert_in_workers(
         for delta in after:
             absorb(reader.report, delta)
     finally:
+        batches.close()  # the pool shut down here, not by the garbage collector later
         shutil.rmtree(scratch, ignore_errors=True)
 
 

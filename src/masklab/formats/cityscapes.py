@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -569,7 +569,7 @@ def _find_image(folder: Path, stem: str) -> Path | None:
     return None
 
 
-class Reader(_base.Reader):
+class Reader(_base.RecordReader):
     """Cityscapes reader; ``ids="label"`` (default) or ``"train"`` picks the class ids."""
 
     spec = SPEC
@@ -616,17 +616,12 @@ class Reader(_base.Reader):
             self._records = list(by_key.values())
         return self._records
 
-    def __len__(self) -> int:
-        return len(self._index())
-
-    def __iter__(self) -> Iterator[Sample]:
-        for rec in self._index():
-            try:
-                sample = self._read(rec)
-            except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
-                self.problem(_main_file(rec), rec.id, err)
-                continue
-            yield sample
+    def _decode_one(self, rec: _Record) -> Sample | None:
+        try:
+            return self._read(rec)
+        except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
+            self.problem(_main_file(rec), rec.id, err)
+            return None
 
     def _read(self, rec: _Record) -> Sample:
         files = rec.files
@@ -717,12 +712,22 @@ def read_id_png(path: Path) -> npt.NDArray[Any]:
 # --------------------------------------------------------------------------- write
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    pngs: tuple[_base.PngPayload, ...]
+    image: Sample  # the sample without its masks: image file or bytes
+    image_file: str  # where the image goes, relative to the stage
+
+
 class Writer(_base.Writer):
     """Cityscapes writer. Options: ``train_ids`` (also write labelTrainIds, default
     False), ``color`` (write the colour PNG, default True), ``annotations`` ("gtFine"
     or "gtCoarse")."""
 
     spec = SPEC
+    parallel = True
     codec = CITYSCAPES_IDS
 
     def __init__(
@@ -751,34 +756,60 @@ class Writer(_base.Writer):
             if row.id >= 0:
                 self.colors[row.id] = row.color
 
-    def write(self, sample: Sample) -> None:
+    def encode(self, sample: Sample) -> _Part | None:
+        """The sample's label-id, instance-id (and colour, trainId) PNGs and where its
+        image goes; None when it cannot be written (reported)."""
         try:
             if sample.alpha is not None:
                 self.report.loss(sample.id, None, "alpha", f"{self.spec.name} holds no opacity")
             classes = self._semantic(sample)
             ids = self._objects(sample, classes)
-            self._save(sample, classes, ids)
+            pngs, image_file = self._files(sample, classes, ids)
         except (MaskFormatError, FormatError, LabelMapError, OSError, ValueError) as err:
             self.fail(sample, None, err)
+            return None
+        return _Part(pngs, replace(sample, instances=(), semantic=None, alpha=None), image_file)
 
-    def _save(
+    def commit(self, part: _Part | None, report: ConversionReport) -> None:
+        """Write the PNGs and place the image."""
+        self.absorb(report)
+        if part is None:
+            return
+        try:
+            for png in part.pngs:
+                self.write_payload(png)
+            self.place_image(part.image, self.stage / part.image_file)
+        except (MaskFormatError, FormatError, OSError, ValueError) as err:
+            self.fail(part.image, None, err)
+
+    def _files(
         self, sample: Sample, classes: npt.NDArray[np.uint8], ids: npt.NDArray[np.uint16]
-    ) -> None:
+    ) -> tuple[tuple[_base.PngPayload, ...], str]:
+        """The PNGs of a sample (paths relative to the stage) and its image's path."""
         split = sample.subset or "train"
         city = sample.meta.get("city")
         rel = Path(sample.id)
         if not isinstance(city, str) or not city:
             city = rel.name.split("_", 1)[0] if "_" in rel.name else "default"
-        base = self.stage / self._ann / split / city / rel
+        base = Path(self._ann) / split / city / rel
         stem = f"{base.name}_{self._ann}_"
-        self.write_png(base.with_name(stem + "labelIds.png"), classes)
-        self.write_png(base.with_name(stem + "instanceIds.png"), ids)
+        pngs = [
+            self.png_payload(base.with_name(stem + "labelIds.png").as_posix(), classes),
+            self.png_payload(base.with_name(stem + "instanceIds.png").as_posix(), ids),
+        ]
         if self._color:
-            self.write_png(base.with_name(stem + "color.png"), self.colors[classes])
+            pngs.append(
+                self.png_payload(
+                    base.with_name(stem + "color.png").as_posix(), self.colors[classes]
+                )
+            )
         if self._train:
-            self.write_png(base.with_name(stem + "labelTrainIds.png"), train_id_lut()[classes])
-        img = self.stage / IMAGE_DIR / split / city / rel
-        self.place_image(sample, img.with_name(f"{img.name}_{IMAGE_DIR}{image_ext(sample)}"))
+            trains = train_id_lut()[classes]
+            pngs.append(
+                self.png_payload(base.with_name(stem + "labelTrainIds.png").as_posix(), trains)
+            )
+        img = Path(IMAGE_DIR) / split / city / rel
+        return tuple(pngs), img.with_name(f"{img.name}_{IMAGE_DIR}{image_ext(sample)}").as_posix()
 
     def _semantic(self, sample: Sample) -> npt.NDArray[np.uint8]:
         """Label-id map of the sample's class map (classes Cityscapes lacks -> 0, reported)."""

@@ -56,7 +56,6 @@ class the label map does not know (or of its background or ignore labels) are re
 
 from __future__ import annotations
 
-import copy
 import importlib
 import itertools
 import json
@@ -586,10 +585,7 @@ class Reader(JsonReader):
 
     def for_worker(self) -> Reader:
         """A copy without the loaded json, to decode items in another process."""
-        twin = copy.copy(self)
-        twin._cache = None
-        twin.report = ConversionReport(source=self.spec.name)
-        return twin
+        return self.worker_copy(_cache=None)
 
     def _plan_source(self, src: _Source, doc: dict[str, Any]) -> Iterator[_Item]:
         gt_path = self._doc_path(src)
@@ -881,6 +877,35 @@ class JsonWriter(_base.Writer):
             self._jsons[subset] = index
         return index
 
+    def admit(
+        self,
+        sample: Sample,
+        subset: str,
+        file_name: str | None,
+        report: ConversionReport,
+        *,
+        key: str | None = None,
+    ) -> tuple[JsonIndex, int] | None:
+        """The first half of a commit: refuse a second image named ``key`` (default:
+        ``file_name``) in ``subset`` (encode's entries are then left out, as one process
+        never reaches them), else add encode's ``report``, place the image and number
+        its image record: (the subset's index, the image id). None when ``file_name`` is
+        None (nothing to write) or the name was taken."""
+        index = self._index(subset)
+        if file_name is None:
+            self.absorb(report)
+            return None
+        key = file_name if key is None else key
+        if key in index.file_names:
+            self.fail(sample, None, f"a second image named {key!r} in subset {subset!r}")
+            return None
+        self.absorb(report)
+        index.file_names.add(key)
+        if sample.image is not None or sample.image_bytes is not None:
+            self.place_image(sample, self.stage / "images" / subset / file_name)
+        h, w = sample.size
+        return index, index.add_image({"file_name": file_name, "height": h, "width": w})
+
     def finish(self) -> None:
         categories = categories_of(self.labels)
         for index in self._jsons.values():
@@ -980,25 +1005,11 @@ class Writer(JsonWriter):
         return _Part(subset, file_name, image, tuple(records))
 
     def commit(self, part: _Part, report: ConversionReport) -> None:
-        """Refuse a second image of the same name in a subset (then encode's entries are
-        left out, as one process never reaches them); place the image; number and append
-        the records."""
-        sample = part.image
-        index = self._index(part.subset)
-        if part.file_name is None:
-            self.absorb(report)
+        """:meth:`admit` the image, then number and append its annotation records."""
+        admitted = self.admit(part.image, part.subset, part.file_name, report)
+        if admitted is None:
             return
-        if part.file_name in index.file_names:
-            self.fail(
-                sample, None, f"a second image named {part.file_name!r} in subset {part.subset!r}"
-            )
-            return
-        self.absorb(report)
-        index.file_names.add(part.file_name)
-        if sample.image is not None or sample.image_bytes is not None:
-            self.place_image(sample, self.stage / "images" / part.subset / part.file_name)
-        h, w = sample.size
-        image_id = index.add_image({"file_name": part.file_name, "height": h, "width": w})
+        index, image_id = admitted
         for text in part.annotations:
             index.add_text(f'{{"id":{index.next_annotation_id},"image_id":{image_id},{text}')
             index.next_annotation_id += 1

@@ -36,9 +36,10 @@ holds no scores, attributes or empty masks: those are reported as losses.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, TypeGuard
 
@@ -66,6 +67,7 @@ from masklab.formats.coco import (
     subset_of,
     writable_class,
 )
+from masklab.formats.report import ConversionReport
 
 __all__ = ["SPEC", "Reader", "Writer", "detect", "id_to_rgb", "rgb_to_id", "segment_masks"]
 
@@ -210,6 +212,17 @@ class _Source:
     image_dirs: tuple[Path, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """An image record of a json and its annotation record (None: it has none), the PNG
+    not read yet."""
+
+    src: _Source
+    cats: frozenset[int]
+    image: dict[str, Any]
+    annotation: dict[str, Any] | None
+
+
 class Reader(JsonReader):
     """Samples of COCO panoptic jsons and PNGs, one image at a time."""
 
@@ -254,16 +267,33 @@ class Reader(JsonReader):
         )
 
     def __iter__(self) -> Iterator[Sample]:
+        for item in self.plan():
+            yield self._decode_one(item)
+
+    def plan(self) -> Iterator[_Item]:
+        """One item per usable image record: it and its annotation record, PNG not read
+        yet. Bad records, images without an annotation and annotations of unknown images
+        are reported here."""
         self._scan()
         for src in self._sources:
             doc = self._load(src)
             self._cache = None
             if doc is not None:
-                yield from self._samples(src, doc)
+                yield from self._plan_source(src, doc)
 
-    def _samples(self, src: _Source, doc: dict[str, Any]) -> Iterator[Sample]:
+    def decode(self, items: Sequence[_Item]) -> Iterator[Sample]:
+        """The samples of :meth:`plan`'s items: PNGs decoded into segments, checked
+        against their ``segments_info``."""
+        for item in items:
+            yield self._decode_one(item)
+
+    def for_worker(self) -> Reader:
+        """A copy without the loaded json, to decode items in another process."""
+        return self.worker_copy(_cache=None)
+
+    def _plan_source(self, src: _Source, doc: dict[str, Any]) -> Iterator[_Item]:
         path = src.json
-        cats = {lab.id for lab in labels_of(doc.get("categories"), path, _ignore)}
+        cats = frozenset(lab.id for lab in labels_of(doc.get("categories"), path, _ignore))
         by_image: dict[object, dict[str, Any]] = {}
         for i, ann in enumerate(doc["annotations"]):
             image_id = ann.get("image_id") if isinstance(ann, dict) else None
@@ -286,27 +316,31 @@ class Reader(JsonReader):
                 self.problem(path, where, err)
                 continue
             seen.add(im["id"])
-            h, w = int(im["height"]), int(im["width"])
             ann = by_image.pop(im["id"], None)
             if ann is None:
                 self.problem(path, where, "no panoptic annotation (PNG, segments_info) for it")
-                instances: list[Instance] = []
-                png = None
-            else:
-                png, instances = self._instances(src, ann, im["id"], (h, w), cats)
-            file_name = str(im["file_name"])
-            yield Sample(
-                id=PurePosixPath(file_name).with_suffix("").as_posix(),
-                size=(h, w),
-                image=find_image(src.image_dirs, file_name),
-                instances=tuple(instances),
-                subset=src.subset,
-                meta={"image_id": im["id"], "file_name": file_name, "png": png},
-            )
+            yield _Item(src, cats, im, ann)
         for image_id in by_image:
             self.problem(
                 path, f"annotation of image {image_id!r}", "image_id is not in the json's images"
             )
+
+    def _decode_one(self, item: _Item) -> Sample:
+        im = item.image
+        h, w = int(im["height"]), int(im["width"])
+        png: str | None = None
+        instances: list[Instance] = []
+        if item.annotation is not None:
+            png, instances = self._instances(item.src, item.annotation, im["id"], (h, w), item.cats)
+        file_name = str(im["file_name"])
+        return Sample(
+            id=PurePosixPath(file_name).with_suffix("").as_posix(),
+            size=(h, w),
+            image=find_image(item.src.image_dirs, file_name),
+            instances=tuple(instances),
+            subset=item.src.subset,
+            meta={"image_id": im["id"], "file_name": file_name, "png": png},
+        )
 
     def _instances(
         self,
@@ -314,7 +348,7 @@ class Reader(JsonReader):
         ann: dict[str, Any],
         image_id: object,
         size: tuple[int, int],
-        cats: set[int],
+        cats: frozenset[int],
     ) -> tuple[str | None, list[Instance]]:
         """The segments of one annotation record, checked against its PNG."""
         where = f"image {image_id!r}"
@@ -379,7 +413,24 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _dumps(value: Any) -> str:
+    """Compact json text, as :meth:`masklab.formats.coco.JsonIndex.add_annotation` writes."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
 # --------------------------------------------------------------------------- writer
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    subset: str
+    file_name: str | None  # None: the sample id is not a file name (reported by encode)
+    png_name: str
+    image: Sample  # the sample without its masks (image file or bytes, size)
+    png: _base.PngPayload | None
+    segments: str  # its segments_info, json text
 
 
 class Writer(JsonWriter):
@@ -387,24 +438,18 @@ class Writer(JsonWriter):
 
     spec: ClassVar[FormatSpec] = SPEC
     json_prefix = PANOPTIC_PREFIX
+    parallel = True
 
-    def write(self, sample: Sample) -> None:
+    def encode(self, sample: Sample) -> _Part:
+        """The sample's PNG of segment ids (instances painted, later over earlier) and
+        its ``segments_info``; no file name when the sample id is unusable."""
         subset = safe_name(sample.subset) if sample.subset else DEFAULT_SUBSET
-        name = f"{PANOPTIC_PREFIX}{subset}"
-        index = self._index(subset)
         file_name = relative_file(sample.id, image_suffix(sample))
         png_name = relative_file(sample.id, ".png")
+        image = replace(sample, instances=(), semantic=None, alpha=None)
         if file_name is None or png_name is None:
             self.fail(sample, None, f"sample id {sample.id!r} is not a relative file name")
-            return
-        if png_name in index.file_names:
-            self.fail(sample, None, f"a second image named {png_name!r} in subset {subset!r}")
-            return
-        index.file_names.add(png_name)
-        if sample.image is not None or sample.image_bytes is not None:
-            self.place_image(sample, self.stage / "images" / subset / file_name)
-        h, w = sample.size
-        image_id = index.add_image({"file_name": file_name, "height": h, "width": w})
+            return _Part(subset, None, "", image, None, "[]")
         kept: list[tuple[int, Instance]] = []
         for i, inst in enumerate(_base.instances_of(sample, self.labels)):
             why = writable_class(self.labels, inst.class_id)
@@ -456,7 +501,20 @@ class Writer(JsonWriter):
                     "iscrowd": int(inst.iscrowd),
                 }
             )
-        self.write_png(self.stage / "annotations" / name / png_name, id_to_rgb(painted.array))
-        index.add_annotation(
-            {"image_id": image_id, "file_name": png_name, "segments_info": segments}
+        rel = f"annotations/{PANOPTIC_PREFIX}{subset}/{png_name}"
+        png = self.png_payload(rel, id_to_rgb(painted.array))
+        return _Part(subset, file_name, png_name, image, png, _dumps(segments))
+
+    def commit(self, part: _Part, report: ConversionReport) -> None:
+        """:meth:`admit` the image (its PNG's name must be new in the subset), write the
+        PNG and append its annotation record."""
+        file_name = part.file_name if part.png is not None else None
+        admitted = self.admit(part.image, part.subset, file_name, report, key=part.png_name)
+        if admitted is None or part.png is None:
+            return
+        index, image_id = admitted
+        self.write_payload(part.png)
+        index.add_text(
+            f'{{"image_id":{image_id},"file_name":{_dumps(part.png_name)},'
+            f'"segments_info":{part.segments}}}'
         )

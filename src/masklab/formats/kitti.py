@@ -28,9 +28,8 @@ more than 255 objects of a class are an ``instances`` loss.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -118,7 +117,7 @@ def _images(folder: Path) -> dict[str, Path]:
     }
 
 
-class Reader(_base.Reader):
+class Reader(_base.RecordReader):
     """KITTI segmentation reader (Cityscapes label ids)."""
 
     spec = SPEC
@@ -158,18 +157,13 @@ class Reader(_base.Reader):
             self._records = records
         return self._records
 
-    def __len__(self) -> int:
-        return len(self._index())
-
-    def __iter__(self) -> Iterator[Sample]:
-        for rec in self._index():
-            try:
-                sample = self._read(rec)
-            except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
-                main = next(rec.files[k] for k in (*_MASK_DIRS, IMAGE_DIR) if k in rec.files)
-                self.problem(main, rec.id, err)
-                continue
-            yield sample
+    def _decode_one(self, rec: _Record) -> Sample | None:
+        try:
+            return self._read(rec)
+        except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
+            main = next(rec.files[k] for k in (*_MASK_DIRS, IMAGE_DIR) if k in rec.files)
+            self.problem(main, rec.id, err)
+            return None
 
     def _read(self, rec: _Record) -> Sample:
         files = rec.files
@@ -242,14 +236,19 @@ class Writer(cityscapes.Writer):
     ) -> None:
         super().__init__(path, labels=labels, strict=strict, overwrite=overwrite, **options)
 
-    def _save(
+    def _files(
         self, sample: Sample, classes: npt.NDArray[np.uint8], ids: npt.NDArray[np.uint16]
-    ) -> None:
-        sub = self.stage / (sample.subset or "training")
-        rel = Path(sample.id + ".png")
-        self.write_png(sub / SEMANTIC_DIR / rel, classes)
-        self.write_png(sub / INSTANCE_DIR / rel, ids)
+    ) -> tuple[tuple[_base.PngPayload, ...], str]:
+        """semantic/, instance/ (and semantic_rgb/) PNGs of a sample and its image's path,
+        relative to the stage."""
+        sub = PurePosixPath(sample.subset or "training")
+        rel = sample.id + ".png"
+        pngs = [
+            self.png_payload((sub / SEMANTIC_DIR / rel).as_posix(), classes),
+            self.png_payload((sub / INSTANCE_DIR / rel).as_posix(), ids),
+        ]
         if self._color:
-            self.write_png(sub / SEMANTIC_RGB_DIR / rel, self.colors[classes])
+            colors = self.colors[classes]
+            pngs.append(self.png_payload((sub / SEMANTIC_RGB_DIR / rel).as_posix(), colors))
         ext = cityscapes.image_ext(sample)
-        self.place_image(sample, (sub / IMAGE_DIR / rel).with_suffix(ext))
+        return tuple(pngs), (sub / IMAGE_DIR / rel).with_suffix(ext).as_posix()

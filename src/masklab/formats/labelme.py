@@ -32,6 +32,10 @@ with ``ImageDraw``: holes cannot be drawn (``holes`` loss with the IoU kept), an
 difference is a ``resampled`` loss. ``shape="mask"`` writes labelme's ``mask`` shapes,
 which hold every mask exactly. Scores (``score``) and crowd flags (``crowd``) are
 dropped and reported. ``embed_image=True`` stores the image in ``imageData``.
+
+In a parallel conversion (:mod:`masklab.formats._parallel`) the reader's plan is the json
+paths and its workers parse and rasterise them; the writer's workers trace, check and
+serialise each sample, and the parent places the images and writes the files in order.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +64,7 @@ from masklab.core.rle import RLE
 from masklab.errors import FormatError, LabelMapError, MaskFormatError
 from masklab.formats import _base
 from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
+from masklab.formats.report import ConversionReport
 
 __all__ = ["SPEC", "Reader", "Writer", "detect", "shapes_to_masks", "trace"]
 
@@ -308,23 +314,42 @@ class Reader(_base.Reader):
         return len(self._files())
 
     def __iter__(self) -> Iterator[Sample]:
+        yield from (s for s in self.decode(list(self.plan())) if s is not None)
+
+    def plan(self) -> Iterator[Path]:
+        """The json files, sorted: one work item a sample (only the label map is read
+        here, when no labels.txt gives it)."""
+        _ = self.labels  # before the first sample: a labels.txt that cannot be read raises
+        return iter(self._files())
+
+    def decode(self, items: Sequence[Path]) -> Iterator[Sample | None]:
+        """Each file read and its shapes rasterised; None for a file reported as unreadable
+        or not labelme."""
         labels = self.labels
-        for f in self._files():
+        for f in items:
             sample_id = f.relative_to(self.root).with_suffix("").as_posix()
             try:
                 data = json.loads(f.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
                 self.problem(f, sample_id, f"cannot read the JSON: {err}")
+                yield None
                 continue
             if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
                 self.problem(f, sample_id, "not a labelme file: no 'shapes' list")
+                yield None
                 continue
             try:
                 sample = self._sample(f, sample_id, data, labels)
             except FormatError as err:
                 self.problem(f, sample_id, err)
+                yield None
                 continue
             yield sample
+
+    def for_worker(self) -> Reader:
+        """A copy with the label map resolved and an empty report, to decode files in
+        another process."""
+        return self.worker_copy(_found=self.labels)
 
     def _sample(self, f: Path, sample_id: str, data: dict[str, Any], labels: LabelMap) -> Sample:
         image, image_bytes = self._image(f, data)
@@ -449,39 +474,57 @@ def trace(mask: RLE) -> tuple[list[npt.NDArray[np.float64]], int]:
     return rings, int((parent >= 0).sum())
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    rel: str  # the json's path in the output, without .json
+    image: Sample  # the sample without its masks (image file or bytes)
+    image_file: str | None  # where the image goes (None: the sample has none)
+    json: bytes  # the labelme file
+    used: tuple[tuple[int, str], ...]  # (class id, name written)
+
+
 class Writer(_base.Writer):
     """Write one labelme JSON per sample beside its image (see the module docstring).
 
-    Options: ``shape`` = ``"polygon"`` | ``"mask"``, ``embed_image`` (False).
+    Options: ``shape`` = ``"polygon"`` | ``"mask"``, ``embed_image`` (False). A second
+    sample with the same file name is refused (reported; the first is kept).
     """
 
     spec = SPEC
+    parallel = True
 
     def __init__(self, path: str | os.PathLike[str], *, labels: LabelMap, **options: Any) -> None:
         shape = options.get("shape", "polygon")
         if shape not in ("polygon", "mask"):
             raise ValueError(f"shape must be 'polygon' or 'mask', got {shape!r}")
-        unknown = sorted(set(options) - {"shape", "embed_image", "images", "strict", "overwrite"})
+        base = {"images", "strict", "overwrite"}  # the base Writer's options
+        unknown = sorted(set(options) - {"shape", "embed_image", *base})
         if unknown:
             raise TypeError(f"unknown labelme options {unknown}; known: shape, embed_image, images")
         super().__init__(path, labels=labels, **options)
         self.shape: str = shape
         self.embed_image = options.get("embed_image", False) in (True, "true", 1)
-        self._used: dict[int, str] = {}
+        self._used: dict[int, str] = {}  # class id -> the name written
+        self._written: set[str] = set()  # json files written (relative, without .json)
 
-    def write(self, sample: Sample) -> None:
+    def encode(self, sample: Sample) -> _Part:
+        """The sample's json (every instance traced and drawn back to check it, the image
+        embedded when asked); the image is placed and the json written at commit."""
         rel = _safe_id(sample.id)
-        out = self.stage / f"{rel}.json"
-        _base.ensure_dir(out.parent)
+        image_file: str | None = None
         image_name: str | None = None
+        image_data: str | None = None
         if sample.image is not None or sample.image_bytes is not None:
             suffix = sample.image.suffix if sample.image is not None else _suffix(sample)
-            dst = self.stage / f"{rel}{suffix}"
-            if self.place_image(sample, dst):
-                image_name = dst.name
-        image_data = None
-        if self.embed_image and image_name is not None:
-            image_data = base64.b64encode((out.parent / image_name).read_bytes()).decode()
+            image_file = f"{rel}{suffix}"
+            data = self._image_bytes(sample)
+            if data is not None:  # what commit's place_image will put there
+                image_name = Path(image_file).name
+                if self.embed_image:
+                    image_data = base64.b64encode(data).decode()
+        used: dict[int, str] = {}
         shapes: list[dict[str, Any]] = []
         group = 0
         for i, inst in enumerate(_base.instances_of(sample, self.labels)):
@@ -491,6 +534,7 @@ class Writer(_base.Writer):
                 self.fail(sample, i, err)
                 continue
             label = self._label(sample, i, inst.class_id)
+            used[inst.class_id] = label
             if inst.score is not None:
                 self.report.loss(sample.id, i, "score", f"score {inst.score:g} dropped")
             if inst.iscrowd:
@@ -519,18 +563,41 @@ class Writer(_base.Writer):
             "imageHeight": sample.h,
             "imageWidth": sample.w,
         }
-        out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        image = replace(sample, instances=(), semantic=None, alpha=None)
+        return _Part(rel, image, image_file, text.encode("utf-8"), tuple(used.items()))
+
+    def commit(self, part: _Part, report: ConversionReport) -> None:
+        """Refuse a second sample at the same file name (then encode's entries are left
+        out, as one process never reaches them); place the image, write the json, note
+        the class names for labels.txt."""
+        if part.rel in self._written:
+            self.fail(part.image, None, f"a second sample written as {part.rel}.json")
+            return
+        self._written.add(part.rel)
+        self.absorb(report)
+        if part.image_file is not None:
+            self.place_image(part.image, self.stage / part.image_file)
+        self.write_payload((f"{part.rel}.json", part.json, None))
+        self._used.update(part.used)
+
+    def _image_bytes(self, sample: Sample) -> bytes | None:
+        """The bytes :meth:`place_image` will put beside the json (None: none placed)."""
+        if self.images == "none":
+            return None
+        if sample.image is not None and sample.image.is_file():
+            return sample.image.read_bytes() if self.embed_image else b""
+        return sample.image_bytes
 
     def _label(self, sample: Sample, i: int, class_id: int) -> str:
         try:
-            name = self.labels.by_id(class_id).name
+            return self.labels.by_id(class_id).name
         except LabelMapError:
             name = f"class_{class_id}"
             self.report.loss(
                 sample.id, i, "class", f"class id {class_id} has no name; written as {name!r}"
             )
-        self._used[class_id] = name
-        return name
+            return name
 
     def _check(
         self, sample: Sample, i: int, mask: RLE, rings: list[npt.NDArray[np.float64]], holes: int

@@ -9,19 +9,25 @@ Layout (a masklab convention; what training code often caches)::
     images/<id>.<ext>    the image, when there is one
 
 Ids may hold ``/``: ``a/b.npz`` is sample ``a/b``. Nonzero mask values are foreground.
-``(0, H, W)`` stacks keep the size of images without instances. Files are written with
-``np.savez_compressed`` and read with ``allow_pickle=False``, so a file cannot run code.
+``(0, H, W)`` stacks keep the size of images without instances. Files are written as
+``np.savez_compressed`` writes them (but dated 1980-01-01, so equal arrays give equal
+bytes) and read with ``allow_pickle=False``, so a file cannot run code.
 Everything an :class:`~masklab.core.instances.Instance` holds except its source polygons
 round-trips exactly (the masks are the pixels, so nothing is lost).
+
+In a parallel conversion (:mod:`masklab.formats._parallel`) workers decompress and encode
+the stacks (reading) and decode and compress them (writing); the parent writes in order.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,7 @@ from masklab.core.labels import Label, LabelMap, voc_color
 from masklab.errors import FormatError, LabelMapError, MaskFormatError
 from masklab.formats import _base
 from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
+from masklab.formats.report import ConversionReport
 
 __all__ = ["SPEC", "Reader", "Writer", "detect"]
 
@@ -71,6 +78,10 @@ def detect(path: Path) -> Detection:
     if "labels.npy" in names:
         return Detection(3, "npz files with 'masks' and 'labels' arrays")
     return Detection(2, "npz files with a 'masks' array")
+
+
+#: a work item of the reader: the .npz file, its sample id and its image
+_Item = tuple[Path, str, Path | None]
 
 
 class Reader(_base.Reader):
@@ -123,20 +134,38 @@ class Reader(_base.Reader):
         return len(self._files())
 
     def __iter__(self) -> Iterator[Sample]:
+        yield from (s for s in self.decode(list(self.plan())) if s is not None)
+
+    def plan(self) -> Iterator[_Item]:
+        """One item per .npz file (sorted): the file, its sample id and its image (found
+        by id under ``images/``); nothing is decompressed here."""
         images = _base.find_images(self.root / IMAGES_DIR)
         for f in self._files():
             sample_id = f.relative_to(self.root).with_suffix("").as_posix()
+            image = images.get(sample_id) or images.get(Path(sample_id).name)
+            nested = self.root / IMAGES_DIR / Path(sample_id).parent
+            if image is None and Path(sample_id).parent != Path("."):
+                image = _base.find_images(nested).get(Path(sample_id).name)
+            yield f, sample_id, image
+
+    def decode(self, items: Sequence[_Item]) -> Iterator[Sample | None]:
+        """Each file's arrays read and its masks run-length encoded; None for a file
+        reported as unreadable or malformed."""
+        for f, sample_id, image in items:
             try:
-                sample = self._read(f, sample_id, images)
+                yield self._read(f, sample_id, image)
             except (FormatError, MaskFormatError) as err:
                 self.problem(f, sample_id, err)
-                continue
+                yield None
             except _READ_ERRORS as err:
                 self.problem(f, sample_id, f"cannot read the .npz: {err}")
-                continue
-            yield sample
+                yield None
 
-    def _read(self, f: Path, sample_id: str, images: dict[str, Path]) -> Sample:
+    def for_worker(self) -> Reader:
+        """A copy with an empty report, to decode files in another process."""
+        return self.worker_copy()
+
+    def _read(self, f: Path, sample_id: str, image: Path | None) -> Sample:
         with open(f, "rb") as fh, _open_npz(fh) as data:
             if "masks" not in data.files:
                 raise FormatError(f"no 'masks' array (found {sorted(data.files)})")
@@ -173,10 +202,6 @@ class Reader(_base.Reader):
                     )
                 )
         size = (int(masks.shape[1]), int(masks.shape[2]))
-        image = images.get(sample_id) or images.get(Path(sample_id).name)
-        nested = self.root / IMAGES_DIR / Path(sample_id).parent
-        if image is None and Path(sample_id).parent != Path("."):
-            image = _base.find_images(nested).get(Path(sample_id).name)
         return Sample(sample_id, size, image=image, instances=tuple(instances))
 
 
@@ -204,12 +229,30 @@ def _column(data: Any, key: str, n: int, dtype: Any) -> npt.NDArray[Any] | None:
         raise FormatError(f"{key!r} has dtype {arr.dtype}, expected {np.dtype(dtype)}") from err
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    rel: str  # the file's path in the output, without .npz
+    image: Sample  # the sample without its masks (image file or bytes)
+    image_file: str | None  # where the image goes (None: the sample has none)
+    npz: bytes
+
+
 class Writer(_base.Writer):
-    """Write one compressed .npz per sample, ``labels.json`` and the images."""
+    """Write one compressed .npz per sample, ``labels.json`` and the images. A second
+    sample with the same file name is refused (reported; the first is kept)."""
 
     spec = SPEC
+    parallel = True
 
-    def write(self, sample: Sample) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, labels: LabelMap, **options: Any) -> None:
+        super().__init__(path, labels=labels, **options)
+        self._written: set[str] = set()  # .npz files written (relative, without .npz)
+
+    def encode(self, sample: Sample) -> _Part:
+        """The sample's .npz bytes (masks decoded into the dense stack, compressed); the
+        file and the image are written at commit."""
         instances = _base.instances_of(sample, self.labels)
         good: list[tuple[int, Instance]] = []
         for i, inst in enumerate(instances):
@@ -248,17 +291,42 @@ class Writer(_base.Writer):
             if text is not None:
                 arrays["attributes"] = np.array(text, np.str_)
         rel = _safe_id(sample.id)
-        out = self.stage / f"{rel}.npz"
-        _base.ensure_dir(out.parent)
-        np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
+        image_file = None
         if sample.image is not None or sample.image_bytes is not None:
             suffix = sample.image.suffix if sample.image is not None else _suffix(sample)
-            self.place_image(sample, self.stage / IMAGES_DIR / f"{rel}{suffix}")
+            image_file = f"{IMAGES_DIR}/{rel}{suffix}"
         self.report.exact += n
+        image = replace(sample, instances=(), semantic=None, alpha=None)
+        return _Part(rel, image, image_file, _npz_bytes(arrays))
+
+    def commit(self, part: _Part, report: ConversionReport) -> None:
+        """Refuse a second sample at the same file name (then encode's entries are left
+        out, as one process never reaches them); write the .npz, place the image."""
+        if part.rel in self._written:
+            self.fail(part.image, None, f"a second sample written as {part.rel}.npz")
+            return
+        self._written.add(part.rel)
+        self.absorb(report)
+        self.write_payload((f"{part.rel}.npz", part.npz, None))
+        if part.image_file is not None:
+            self.place_image(part.image, self.stage / part.image_file)
 
     def finish(self) -> None:
         text = json.dumps(self.labels.to_dict(), indent=2, ensure_ascii=False)
         (self.stage / LABELS_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def _npz_bytes(arrays: dict[str, npt.NDArray[Any]]) -> bytes:
+    """``np.savez_compressed``'s archive with every entry dated 1980-01-01, so the bytes
+    depend on the arrays alone (NumPy dates each entry now)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with z.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
+    return buf.getvalue()
 
 
 def _safe_id(sample_id: str) -> str:

@@ -45,8 +45,8 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -60,6 +60,7 @@ from masklab.core.labels import Label, LabelMap, Role, voc_color
 from masklab.errors import FormatError, LabelMapError, MaskFormatError
 from masklab.formats import _base
 from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
+from masklab.formats.report import ConversionReport
 
 __all__ = [
     "LAYOUTS",
@@ -249,6 +250,14 @@ class _Pair:
     subset: str | None
     images: Path
     masks: Path
+
+
+@dataclass(frozen=True, slots=True)
+class _Folder:
+    """An instance-bitmaps sample folder (a work item of :meth:`Reader.plan`)."""
+
+    subset: str | None
+    folder: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,25 +525,50 @@ class Reader(_base.Reader):
         return len(self._folders) if self.layout == "instance-bitmaps" else len(self._entries)
 
     def __iter__(self) -> Iterator[Sample]:
+        for item in self.plan():
+            sample = self._decode_one(item)
+            if sample is not None:
+                yield sample
+
+    def plan(self) -> Iterator[_Entry | _Folder]:
+        """One item per sample, in order: an image/mask pair (its paths) or an
+        instance-bitmaps sample folder; nothing is read yet."""
         if self.layout == "instance-bitmaps":
             for subset, folder in self._folders:
-                yield from self._guarded(folder, folder.name, self._read_bitmaps, subset, folder)
+                yield _Folder(subset, folder)
         else:
-            for entry in self._entries:
-                where = entry.mask or entry.image or self.path
-                yield from self._guarded(where, entry.id, self._read_entry, entry)
+            yield from self._entries
 
-    def _guarded(self, where: Path, record: str, read: Any, *args: Any) -> Iterator[Sample]:
+    def decode(self, items: Sequence[_Entry | _Folder]) -> Iterator[Sample | None]:
+        """The samples of :meth:`plan`'s items: PNGs decoded, colours mapped, bitmaps
+        run-length encoded; None for an item that was reported and skipped."""
+        for item in items:
+            yield self._decode_one(item)
+
+    def for_worker(self) -> Reader:
+        """A copy that decodes in another process: the label map resolved (scanned here
+        when it comes from the masks), the file lists dropped, the report empty."""
+        self.labels  # noqa: B018 - a label map scanned from the masks: scanned here, once
+        return self.worker_copy(_entries=[], _folders=[])
+
+    def _decode_one(self, item: _Entry | _Folder) -> Sample | None:
+        if isinstance(item, _Folder):
+            return self._guarded(
+                item.folder, item.folder.name, self._read_bitmaps, item.subset, item.folder
+            )
+        where = item.mask or item.image or self.path
+        return self._guarded(where, item.id, self._read_entry, item)
+
+    def _guarded(self, where: Path, record: str, read: Any, *args: Any) -> Sample | None:
         notes: _Notes = []
         try:
-            sample = read(*args, notes)
+            sample: Sample | None = read(*args, notes)
         except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
             self.problem(where, record, err)
-            return
+            return None
         for path, rec, message in notes:
             self.problem(path, rec, message)
-        if sample is not None:
-            yield sample
+        return sample
 
     # ---- images + masks
 
@@ -741,10 +775,22 @@ def _alpha_of(arr: npt.NDArray[Any], path: Path) -> npt.NDArray[np.uint8]:
 # --------------------------------------------------------------------------- writer
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    pngs: tuple[_base.PngPayload, ...]
+    image: Sample  # the sample without its masks: image file or bytes
+    image_file: str  # where the image goes, relative to the stage
+    folder: str | None = None  # instance-bitmaps: the sample's folder
+    classes: bytes | None = None  # instance-bitmaps: its classes.json
+
+
 class Writer(_base.Writer):
     """Write samples as an image + mask folder; option ``layout`` (default ``index``)."""
 
     spec = SPEC
+    parallel = True
 
     def __init__(
         self,
@@ -771,35 +817,57 @@ class Writer(_base.Writer):
             else:
                 first_of[lab.color] = lab.id
 
-    def write(self, sample: Sample) -> None:
-        """Write one sample's image and mask(s) in the writer's layout."""
+    def encode(self, sample: Sample) -> _Part | None:
+        """The sample's mask PNG(s) in the writer's layout (class maps painted, bitmaps
+        decoded) and where its image goes; None when the id is unusable (reported)."""
         rel = self.checked_id(sample)
         if rel is None:
-            return
+            return None
+        image = replace(sample, instances=(), semantic=None, alpha=None)
+        base = self._subset_dir(sample)
         if self.layout == "instance-bitmaps":
-            self._write_bitmaps(sample, rel)
-            return
-        base = self._base(sample)
+            name = rel.replace("/", "__")
+            folder = f"{base}{name}"
+            pngs, classes = self._encode_bitmaps(sample, folder)
+            image_file = f"{folder}/{IMAGES_DIR}/{name}{_image_suffix(sample)}"
+            return _Part(pngs, image, image_file, folder, classes)
         if self.layout == "alpha":
-            self._write_alpha(sample, base, rel)
+            pngs = self._encode_alpha(sample, base, rel)
         else:
-            self._write_classes(sample, base, rel)
-        self.place_image(sample, base / IMAGES_DIR / f"{rel}{_image_suffix(sample)}")
+            pngs = self._encode_classes(sample, base, rel)
+        return _Part(pngs, image, f"{base}{IMAGES_DIR}/{rel}{_image_suffix(sample)}")
 
-    def _base(self, sample: Sample) -> Path:
-        """The folder of the sample's subset (the root when it has none)."""
+    def commit(self, part: _Part | None, report: ConversionReport) -> None:
+        """Write the mask PNG(s) (and an instance-bitmaps folder's classes.json), place
+        the image."""
+        self.absorb(report)
+        if part is None:
+            return
+        if part.folder is not None:
+            _base.ensure_dir(self.stage / part.folder / MASKS_DIR)
+        for png in part.pngs:
+            self.write_payload(png)
+        if part.classes is not None:
+            self.write_payload((f"{part.folder}/{CLASSES_FILE}", part.classes, None))
+        placed = self.place_image(part.image, self.stage / part.image_file)
+        if not placed and part.folder is not None:
+            _base.ensure_dir(self.stage / part.folder / IMAGES_DIR)
+
+    def _subset_dir(self, sample: Sample) -> str:
+        """The folder of the sample's subset relative to the stage, with a trailing
+        ``/`` ("" for the root, when it has none)."""
         subset = sample.subset
         if subset and _base.safe_relpath(subset) is not None and "/" not in subset:
-            return self.stage / subset
-        return self.stage
+            return f"{subset}/"
+        return ""
 
     # ---- index / color
 
-    def _write_classes(self, sample: Sample, base: Path, rel: str) -> None:
+    def _encode_classes(self, sample: Sample, base: str, rel: str) -> tuple[_base.PngPayload, ...]:
         if sample.alpha is not None:
             self.report.loss(sample.id, None, "alpha", f"the {self.layout} layout holds no opacity")
         if sample.semantic is None and not sample.instances and not sample.labeled:
-            return  # unlabelled in its source: no mask (a labeled empty one is background)
+            return ()  # unlabelled in its source: no mask (a labeled empty one is background)
         for i, inst in enumerate(sample.instances):
             if inst.mask.size != sample.size:
                 self.fail(
@@ -807,7 +875,7 @@ class Writer(_base.Writer):
                     i,
                     f"mask is {list(inst.mask.size)} but the image is {list(sample.size)} (h, w)",
                 )
-                return
+                return ()
         classes = _base.semantic_of(sample, self.report)
         if sample.semantic is None:
             self.report.loss(
@@ -821,9 +889,10 @@ class Writer(_base.Writer):
                 if inst.score is not None:
                     self.report.loss(sample.id, i, "score", f"score {inst.score} not kept")
         if self.layout == "index":
-            self.write_png(base / MASKS_DIR / f"{rel}.png", self._index_pixels(sample, classes))
+            pixels = self._index_pixels(sample, classes)
         else:
-            self.write_png(base / MASKS_DIR / f"{rel}.png", self._color_pixels(sample, classes))
+            pixels = self._color_pixels(sample, classes)
+        return (self.png_payload(f"{base}{MASKS_DIR}/{rel}.png", pixels),)
 
     def _index_pixels(
         self, sample: Sample, classes: npt.NDArray[np.integer[Any]]
@@ -878,13 +947,13 @@ class Writer(_base.Writer):
 
     # ---- alpha
 
-    def _write_alpha(self, sample: Sample, base: Path, rel: str) -> None:
+    def _encode_alpha(self, sample: Sample, base: str, rel: str) -> tuple[_base.PngPayload, ...]:
         if sample.semantic is not None or sample.instances:
             self.report.loss(
                 sample.id, None, "class", "the alpha layout holds opacity only; masks left out"
             )
         if sample.alpha is None:
-            return
+            return ()
         if sample.alpha.shape != sample.size or sample.alpha.dtype != np.uint8:
             self.fail(
                 sample,
@@ -892,18 +961,19 @@ class Writer(_base.Writer):
                 f"alpha is {sample.alpha.dtype} {list(sample.alpha.shape)}, "
                 f"expected uint8 {list(sample.size)}",
             )
-            return
-        self.write_png(base / MASKS_DIR / f"{rel}.png", sample.alpha)
+            return ()
+        return (self.png_payload(f"{base}{MASKS_DIR}/{rel}.png", sample.alpha),)
 
     # ---- instance bitmaps
 
-    def _write_bitmaps(self, sample: Sample, rel: str) -> None:
+    def _encode_bitmaps(
+        self, sample: Sample, folder: str
+    ) -> tuple[tuple[_base.PngPayload, ...], bytes]:
+        """One 0/255 PNG per instance and the folder's classes.json."""
         if sample.alpha is not None:
             self.report.loss(sample.id, None, "alpha", "instance bitmaps hold no opacity")
-        name = rel.replace("/", "__")
-        folder = self._base(sample) / name
         instances = _base.instances_of(sample, self.labels)
-        (_base.ensure_dir(folder / MASKS_DIR))
+        pngs: list[_base.PngPayload] = []
         classes: dict[str, int] = {}
         for i, inst in enumerate(instances):
             if inst.mask.size != sample.size:
@@ -918,12 +988,11 @@ class Writer(_base.Writer):
             if inst.score is not None:
                 self.report.loss(sample.id, i, "score", f"score {inst.score} not kept")
             file = f"{i:04d}.png"
-            self.write_png(folder / MASKS_DIR / file, rle.decode(inst.mask) * np.uint8(255))
+            bitmap = rle.decode(inst.mask) * np.uint8(255)
+            pngs.append(self.png_payload(f"{folder}/{MASKS_DIR}/{file}", bitmap))
             classes[file] = inst.class_id
             self.report.exact += 1
-        (folder / CLASSES_FILE).write_text(json.dumps(classes, indent=1), encoding="utf-8")
-        if not self.place_image(sample, folder / IMAGES_DIR / f"{name}{_image_suffix(sample)}"):
-            (_base.ensure_dir(folder / IMAGES_DIR))
+        return tuple(pngs), json.dumps(classes, indent=1).encode("utf-8")
 
     def finish(self) -> None:
         """Write labels.json: the label map and the layout."""

@@ -37,6 +37,11 @@ empty token for an image without one, the images under the layout's folder and
 ``rle_csv.json`` (layout and label map) so the output reads back exactly. What a layout
 cannot hold is reported: other classes where there is no class column (``class``),
 scores (``score``), crowd flags (``crowd``), empty masks (``empty``).
+
+In a parallel conversion (:mod:`masklab.formats._parallel`) the reader's plan is each
+image's rows, read in the parent (one CSV, read once), and its workers decode the runs;
+the writer's workers encode the runs and the parent decides, in order, what the layout
+holds (the one class of a layout without a class column is the first one written).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ import csv
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -59,6 +64,7 @@ from masklab.core.rle import RLE
 from masklab.errors import FormatError, LabelMapError, MaskFormatError
 from masklab.formats import _base
 from masklab.formats._base import Capabilities, Detection, FormatSpec, Sample
+from masklab.formats.report import ConversionReport
 
 __all__ = [
     "GENERIC",
@@ -413,6 +419,10 @@ def detect(path: Path) -> Detection:
 # --------------------------------------------------------------------------- reader
 
 
+#: a work item of the reader: an image id and its rows (line number, cells)
+_Item = tuple[str, list[tuple[int, list[str]]]]
+
+
 class Reader(_base.Reader):
     """Stream samples from a run-length CSV, one image at a time.
 
@@ -538,6 +548,14 @@ class Reader(_base.Reader):
         return len(self._scan()[0])
 
     def __iter__(self) -> Iterator[Sample]:
+        for key, rows in self.plan():
+            sample = self._sample(key, rows)
+            if sample is not None:
+                yield sample
+
+    def plan(self) -> Iterator[_Item]:
+        """One item per image: its id and its rows (line number, cells), yielded once its
+        last row is read; the runs are decoded by :meth:`decode`."""
         counts, _ = self._scan()
         remaining = dict(counts)
         pending: dict[str, list[tuple[int, list[str]]]] = {}
@@ -547,9 +565,19 @@ class Reader(_base.Reader):
             pending.setdefault(key, []).append((line, row))
             remaining[key] -= 1
             if remaining[key] == 0:
-                sample = self._sample(key, pending.pop(key))
-                if sample is not None:
-                    yield sample
+                yield key, pending.pop(key)
+
+    def decode(self, items: Sequence[_Item]) -> Iterator[Sample | None]:
+        """Each image's runs decoded and its size found; None for an image reported and
+        skipped (no id, no size)."""
+        for key, rows in items:
+            yield self._sample(key, rows)
+
+    def for_worker(self) -> Reader:
+        """A copy with the layout and label map resolved, without the per-image row
+        counts and with an empty report, to decode images in another process."""
+        self._scan()  # resolves class_values="auto"
+        return self.worker_copy(_labels=self.labels, _index=None)
 
     def _sample(self, key: str, rows: list[tuple[int, list[str]]]) -> Sample | None:
         if not key:
@@ -674,17 +702,41 @@ def _background() -> Label:
 # --------------------------------------------------------------------------- writer
 
 
+@dataclass(frozen=True, slots=True)
+class _Runs:
+    """One instance as :meth:`Writer.encode` left it for commit: its runs as text, or
+    why it cannot be written, and what the layout may not hold."""
+
+    index: int
+    class_id: int
+    size_error: str | None  # the mask's size is not the image's
+    iscrowd: bool = False
+    score: float | None = None
+    empty: bool = False
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    image: Sample  # the sample without its masks (image file or bytes, size)
+    name: str  # the image's file name under the layout's images folder
+    runs: tuple[_Runs, ...]
+
+
 class Writer(_base.Writer):
     """Write the CSV of a layout (``preset=`` or :class:`Layout` fields), its images and
     ``rle_csv.json``. Option ``copy_images=False`` leaves the images out."""
 
     spec = SPEC
+    parallel = True
 
     def __init__(self, path: str | os.PathLike[str], *, labels: LabelMap, **options: Any) -> None:
         opts = dict(options)
         preset = opts.pop("preset", None)
         copy_images = opts.pop("copy_images", True)
-        for key in ("strict", "overwrite", "images"):  # the base Writer's options
+        for key in ("strict", "overwrite", "images"):  # the base Writer's
             opts.pop(key, None)
         if preset is not None and preset not in PRESETS:
             raise FormatError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -706,12 +758,38 @@ class Writer(_base.Writer):
         self._csv = csv.writer(self._file, lineterminator="\n")
         self._csv.writerow(header)
 
-    def write(self, sample: Sample) -> None:
+    def encode(self, sample: Sample) -> _Part:
+        """Each instance's ``start length`` text (class maps split into instances first);
+        what the layout can hold is decided, in order, at commit."""
         lay = self.layout
+        runs: list[_Runs] = []
+        for i, inst in enumerate(_base.instances_of(sample, self.labels)):
+            try:
+                _base.check_size(sample.id, inst.mask, sample.size)
+            except MaskFormatError as err:
+                runs.append(_Runs(i, inst.class_id, str(err)))
+                continue
+            empty = rle.area(inst.mask) == 0
+            text = (
+                ""
+                if empty
+                else encode_pairs(
+                    inst.mask, order=lay.order, index_base=lay.index_base, relative=lay.relative
+                )
+            )
+            runs.append(_Runs(i, inst.class_id, None, inst.iscrowd, inst.score, empty, text))
+        image = replace(sample, instances=(), semantic=None, alpha=None)
+        return _Part(image, _image_name(sample), tuple(runs))
+
+    def commit(self, part: _Part, report: ConversionReport) -> None:
+        """Place the image; refuse a sample whose size the CSV cannot say; report what
+        the layout cannot hold and append the rows."""
+        self.absorb(report)
+        lay = self.layout
+        sample = part.image
         image_placed = False
         if self.copy_images:
-            name = _image_name(sample)
-            image_placed = self.place_image(sample, self.stage / lay.images / name)
+            image_placed = self.place_image(sample, self.stage / lay.images / part.name)
         has_columns = bool(lay.height_column and lay.width_column)
         if not has_columns and not image_placed and sample.size != lay.size:
             self.fail(
@@ -722,8 +800,8 @@ class Writer(_base.Writer):
             )
             return
         rows = []
-        for i, inst in enumerate(_base.instances_of(sample, self.labels)):
-            row = self._row(sample, i, inst)
+        for runs in part.runs:
+            row = self._row(sample, runs)
             if row is not None:
                 rows.append(row)
         if not rows:
@@ -739,46 +817,42 @@ class Writer(_base.Writer):
             cells += [str(sample.h), str(sample.w)]
         return cells
 
-    def _row(self, sample: Sample, i: int, inst: Instance) -> list[str] | None:
+    def _row(self, sample: Sample, runs: _Runs) -> list[str] | None:
         lay = self.layout
-        try:
-            _base.check_size(sample.id, inst.mask, sample.size)
-        except MaskFormatError as err:
-            self.fail(sample, i, err)
+        i = runs.index
+        if runs.size_error is not None:
+            self.fail(sample, i, runs.size_error)
             return None
-        if inst.iscrowd:
+        if runs.iscrowd:
             self.report.loss(sample.id, i, "crowd", "written as an ordinary instance")
-        if inst.score is not None:
-            self.report.loss(sample.id, i, "score", f"score {inst.score:g} dropped")
+        if runs.score is not None:
+            self.report.loss(sample.id, i, "score", f"score {runs.score:g} dropped")
         cls = ""
         if lay.class_column is None:
             if self._single is None:
-                self._single = inst.class_id
-            if inst.class_id != self._single:
+                self._single = runs.class_id
+            if runs.class_id != self._single:
                 self.report.loss(
                     sample.id,
                     i,
                     "class",
-                    f"class id {inst.class_id}: the layout has no class column and holds "
+                    f"class id {runs.class_id}: the layout has no class column and holds "
                     f"class {self._single} only; left out",
                 )
                 return None
         elif lay.class_values == "id":
-            cls = str(inst.class_id)
+            cls = str(runs.class_id)
         else:
             try:
-                cls = self.labels.by_id(inst.class_id).name
+                cls = self.labels.by_id(runs.class_id).name
             except LabelMapError:
-                self.report.loss(sample.id, i, "class", f"class id {inst.class_id} has no name")
+                self.report.loss(sample.id, i, "class", f"class id {runs.class_id} has no name")
                 return None
-        if rle.area(inst.mask) == 0:
+        if runs.empty:
             self.report.loss(sample.id, i, "empty", "empty mask: it reads back as no instance")
             return None
-        text = encode_pairs(
-            inst.mask, order=lay.order, index_base=lay.index_base, relative=lay.relative
-        )
         self.report.exact += 1
-        return self._cells(sample, text, cls)
+        return self._cells(sample, runs.text, cls)
 
     def finish(self) -> None:
         self._file.close()

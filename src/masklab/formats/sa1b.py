@@ -17,13 +17,17 @@ Layout: ``sa_<n>.jpg`` beside ``sa_<n>.json`` (one file per image)::
 * An RLE whose size is not the image's, or whose counts are malformed, is reported with
   file and annotation id and skipped; an ``area`` or ``bbox`` that disagrees with the mask
   is reported and the mask kept (the pixels are the truth).
+
+In a parallel conversion (:mod:`masklab.formats._parallel`) the plan is the json files'
+paths; reading, parsing and decoding each file (the costly part: SA-1B files hold about
+a hundred masks each) happens in the workers.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,16 +111,31 @@ class Reader(_base.Reader):
         return len(self._files())
 
     def __iter__(self) -> Iterator[Sample]:
-        for f in self._files():
+        yield from (s for s in self.decode(self._files()) if s is not None)
+
+    def plan(self) -> Iterator[Path]:
+        """The json files, sorted: one work item a sample (nothing is read here)."""
+        return iter(self._files())
+
+    def decode(self, items: Sequence[Path]) -> Iterator[Sample | None]:
+        """Each file read, parsed and its masks decoded; None for a file reported as
+        unreadable or not SA-1B."""
+        for f in items:
             try:
                 data = json.loads(f.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
                 self.problem(f, f.stem, f"cannot read the JSON: {err}")
+                yield None
                 continue
             try:
                 yield self._sample(f, data)
             except FormatError as err:
                 self.problem(f, f.stem, err)
+                yield None
+
+    def for_worker(self) -> Reader:
+        """A copy with an empty report, to decode files in another process."""
+        return self.worker_copy()
 
     def _sample(self, f: Path, data: Any) -> Sample:
         info = data.get("image") if isinstance(data, dict) else None

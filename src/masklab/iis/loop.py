@@ -35,10 +35,11 @@ samples' own times (see :func:`evaluate`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pickle
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -308,7 +309,7 @@ def evaluate(
     workers = min(workers, len(order))
     records: list[SampleRecord] = []
     t_all = time.perf_counter()
-    done: Iterator[SampleRecord]
+    done: Generator[SampleRecord, None, None]
     if workers == 1 and not distributed():
         net = load_model(model) if isinstance(model, str) else model
         done = (_record(samples, net, robot, settings, i) for i in order)
@@ -318,10 +319,11 @@ def evaluate(
         done = ordered_map(
             _worker_record, order, workers=workers, initializer=_worker_init, initargs=state
         )
-    for n, record in enumerate(done):
-        records.append(record)
-        if progress is not None:
-            progress(n + 1, len(order))
+    with contextlib.closing(done):  # an error stops the pool here, not at collection
+        for n, record in enumerate(done):
+            records.append(record)
+            if progress is not None:
+                progress(n + 1, len(order))
     seconds = time.perf_counter() - t_all
     if workers > 1 or distributed():
         seconds = sum(_sample_seconds(r) for r in records)
