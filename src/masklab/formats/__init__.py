@@ -8,6 +8,7 @@ samples from a reader into a writer and returns the :class:`ConversionReport`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from masklab._workers import check_workers, distributed
+from masklab._workers import check_workers, distributed, one_core
 from masklab.core.labels import LabelMap
 from masklab.errors import AmbiguousFormatError, UnknownFormatError
 from masklab.formats import _parallel
@@ -139,7 +140,8 @@ def convert(
     the first problem and leaves ``dst`` untouched).
 
     ``workers=1`` uses one core: the writer deflates its PNGs on this thread (its
-    ``png_threads`` set to 0; a Writer used directly overlaps them on 2 threads). ``workers > 1``
+    ``png_threads`` set to 0; a Writer used directly overlaps them on 2 threads) and
+    OpenCV runs on one thread for the call. ``workers > 1``
     decodes and encodes the samples in that many spawned processes
     (:mod:`masklab.formats._parallel`): the parent plans the work and writes the results
     in the original order, so every output byte and the report (problems in order,
@@ -166,10 +168,11 @@ def convert(
         if in_workers:
             _parallel.convert_in_workers(reader, writer, to=to, workers=workers, progress=progress)
         else:
-            for sample in reader:
-                _write_one(writer, sample)
-                if progress is not None:
-                    progress(1)
+            with one_core() if workers == 1 else contextlib.nullcontext():
+                for sample in reader:
+                    _write_one(writer, sample)
+                    if progress is not None:
+                        progress(1)
     report = writer.report
     report.source = reader.spec.name
     report.target = to

@@ -113,9 +113,7 @@ def _apply(table: Any, *, fn: Callable[[Any], Any], state: Any, key: str) -> Any
     import ray
 
     if _worker_key != key:
-        initializer, initargs = ray.get(state)
-        if initializer is not None:
-            initializer(*initargs)
+        _workers.start_worker(*ray.get(state))
         _worker_key = key
     out = []
     for blob in table.column("item").to_pylist():
