@@ -32,6 +32,9 @@ __all__ = ["CHUNK", "cluster_cpus", "engine", "ordered_map"]
 
 #: items a Ray Data execution: the driver holds at most this many at once
 CHUNK = 4096
+#: blocks per worker a chunk is cut into at least (fewer, bigger blocks: less per-task
+#: overhead; enough of them that the workers stay evenly busy)
+BLOCKS_PER_WORKER = 16
 
 _worker_key: str | None = None  # whose state this Ray worker process holds
 
@@ -87,13 +90,14 @@ def _run(
     rt: Any, chunk: list[bytes], fn: Callable[[Any], Any], state: Any, key: str, workers: int
 ) -> Iterator[Any]:
     with ordered():
-        ds = rt.data.from_items([{"item": blob} for blob in chunk], override_num_blocks=len(chunk))
+        blocks = min(len(chunk), max(1, workers) * BLOCKS_PER_WORKER)
+        ds = rt.data.from_items([{"item": blob} for blob in chunk], override_num_blocks=blocks)
         ds = ds.map_batches(
             _apply,
             batch_size=None,
             batch_format="pyarrow",
             fn_kwargs={"fn": fn, "state": state, "key": key},
-            concurrency=max(1, min(workers, len(chunk))),
+            concurrency=max(1, min(workers, blocks)),
             num_cpus=1,
         )
         with unwrapped():
