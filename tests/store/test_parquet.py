@@ -509,3 +509,22 @@ def test_cli_exports_to_parquet_and_imports_it_back(tmp_path):
     result = runner.invoke(app, ["import", str(bare), "--dataset", "x", *dst])
     assert result.exit_code == 1
     assert "annotations.parquet is not a readable Parquet file" in result.stderr
+
+
+def test_cli_parquet_with_engine_ray_says_it_runs_here(tmp_path):
+    from masklab.cli import app
+
+    runner = CliRunner()
+    with Store(home=tmp_path / "src") as store:
+        original, _ = build(store)
+    src, dst = ["--home", str(tmp_path / "src")], ["--home", str(tmp_path / "dst")]
+    out = tmp_path / "out"
+    args = ["export", "pets:v1", str(out), "--to", "parquet", "--engine", "ray", *src]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "note: a Parquet export runs in this process" in result.stderr
+    result = runner.invoke(app, ["import", str(out), "--dataset", "pets", "--engine", "ray", *dst])
+    assert result.exit_code == 0, result.output
+    assert "note: a Parquet import runs in this process" in result.stderr
+    with Store(home=tmp_path / "dst") as target:
+        assert_same_version(target.version("pets:v1"), original)

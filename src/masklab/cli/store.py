@@ -129,6 +129,7 @@ def import_(
     """Import a dataset in any readable format, or a `--to parquet` export, as a new
     version (all or nothing)."""
     if _is_parquet_import(path, source_format):
+        _local_only(engine, "a Parquet import")
         _import_parquet(ctx, path, dataset, version, parent, strict, home, json_out)
         return
     import operator
@@ -200,6 +201,7 @@ def export(
     """Export a version (or the frames --where selects) to any writable format, or to
     Parquet (`--to parquet`: frames and annotations tables, losslessly re-importable)."""
     if to == "parquet":
+        _local_only(engine, "a Parquet export")
         _export_parquet(
             ctx, ref, dst, where, with_blobs, strict, overwrite, report_file, home, json_out
         )
@@ -232,6 +234,15 @@ def export(
         f"{report.exact} written pixel-exact; written to {escape(str(dst))}"
     )
     show_report(report, headline, report_file=report_file, json_out=json_out)
+
+
+def _local_only(engine: str, what: str) -> None:
+    """Say that ``--engine ray`` does not apply (the command still runs, here)."""
+    if engine == "ray":
+        _stderr().print(
+            f"note: {what} runs in this process (one table write, no per-sample work to "
+            "spread); --engine ray is ignored"
+        )
 
 
 @app.command()
