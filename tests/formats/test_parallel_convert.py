@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from tests.files import tree
@@ -98,12 +99,32 @@ def test_strict_error_inside_a_shard_leaves_nothing(coco_src, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
 
 
-def test_a_writer_without_encode_writes_in_the_parent(coco_src, tmp_path):
-    """camvid has no parallel encode: the workers decode, the parent writes."""
-    assert not formats.get("camvid").Writer.parallel
-    one = _converted(coco_src, tmp_path / "one", "camvid", 1)
-    two = _converted(coco_src, tmp_path / "two", "camvid", 2)
+def test_a_writer_without_encode_writes_in_the_parent(coco_src, tmp_path, monkeypatch):
+    """A writer without parallel encode (a VOC writer that only implements ``write``,
+    registered as "serial-voc"): the workers decode, the parent writes, and the output is
+    the split VOC writer's."""
+    voc_writer = formats.get("voc").Writer
+
+    class Serial(voc_writer):
+        parallel = False
+        written_here = 0
+
+        def write(self, sample):
+            Serial.written_here += 1
+            self.commit(*self.encode_reported(sample))
+
+    real_get = formats.get
+    fake = SimpleNamespace(Writer=Serial)
+    monkeypatch.setattr(
+        formats, "get", lambda name: fake if name == "serial-voc" else real_get(name)
+    )
+    assert _parallel.uses_workers(formats.open_reader(coco_src), Serial)  # COCO decodes apart
+    one = _converted(coco_src, tmp_path / "one", "serial-voc", 1)
+    two = _converted(coco_src, tmp_path / "two", "serial-voc", 2)
+    assert Serial.written_here == 2 * N  # every sample written in this process
     assert two == one
+    split = _converted(coco_src, tmp_path / "voc", "voc", 2)
+    assert two[0] == split[0]
 
 
 def test_cli_export_with_workers_equals_one_worker(coco_src, tmp_path):

@@ -15,57 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from tests.files import tree
-from tests.formats import synthetic
+from tests.formats.workers import N, coco_with_a_bad_polygon, same_whatever_the_workers
+from tests.formats.workers import records as _records
+from tests.formats.workers import replace_png as _png
+from tests.formats.workers import written as _write
 
 from masklab import formats
-from masklab.core.labels import Label, LabelMap, voc_color
 from masklab.errors import FormatError
 from masklab.formats import Reader, cityscapes, coco_panoptic, kitti, png_masks
 
-N = 24  # samples of 48x64: two batches of 16, so two workers each get one
-#: Cityscapes namesakes (so the Cityscapes and KITTI writers keep the objects); road is
-#: stuff there, so its objects are an ``instances`` loss
-LABELS = LabelMap(
-    (
-        Label(0, ("background",), (0, 0, 0), isthing=False, role="background"),
-        Label(1, ("car",), voc_color(1)),
-        Label(2, ("person",), voc_color(2)),
-        Label(3, ("road",), voc_color(3), isthing=False),
-    )
-)
-
 
 def _same_whatever_the_workers(src: Path, out: Path, to: str, counts=(1, 2), **options) -> dict:
-    """Convert with each worker count; assert equal files and reports; the report."""
-    results = {}
-    for n in counts:
-        report = formats.convert(src, out / f"w{n}", to=to, workers=n, **options)
-        results[n] = (tree(out / f"w{n}"), report.to_dict())
-    files, report = results[counts[0]]
+    """Equal files and reports for each worker count, a file per sample at least."""
+    files, report = same_whatever_the_workers(src, out, to, counts, **options)
     assert len(files) >= report["samples"] > 0  # at least a file per sample written
-    for n in counts[1:]:
-        assert results[n][0] == files, f"{to}: files differ with {n} workers"
-        assert results[n][1] == report, f"{to}: report differs with {n} workers"
     return report
-
-
-def _records(report: dict) -> list[object]:
-    return [p["record"] for p in report["problems"]]
-
-
-def _write(writer_class, root: Path, **options) -> Path:
-    data = synthetic.samples(root.parent / f"{root.name}_images", N)
-    with writer_class(root, labels=LABELS, **options) as w:
-        for s in data:
-            w.write(s)
-    return root
-
-
-def _png(path: Path, array: np.ndarray) -> None:
-    path.unlink()
-    Image.fromarray(array).save(path)
 
 
 # --------------------------------------------------------------------------- sources
@@ -131,19 +95,7 @@ def panoptic_src(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def coco_src(tmp_path_factory) -> Path:
     """COCO instances of the synthetic samples; image 18's first polygon has 2 points."""
-    root = tmp_path_factory.mktemp("coco")
-    data = synthetic.samples(root / "images", N)
-    with formats.get("coco").Writer(root / "coco", labels=LABELS) as w:
-        for s in data:
-            w.write(s)
-    ann_file = next((root / "coco").glob("annotations/*.json"))
-    doc = json.loads(ann_file.read_text())
-    bad = next(
-        a for a in doc["annotations"] if a["image_id"] == 18 and isinstance(a["segmentation"], list)
-    )
-    bad["segmentation"] = [[0, 0, 1, 1]]
-    ann_file.write_text(json.dumps(doc))
-    return root / "coco"
+    return coco_with_a_bad_polygon(tmp_path_factory.mktemp("coco"))
 
 
 # --------------------------------------------------------------------------- readers

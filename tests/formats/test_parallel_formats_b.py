@@ -13,6 +13,8 @@ import pytest
 from pycocotools import mask as cocomask
 from tests.files import tree
 from tests.formats import synthetic
+from tests.formats.workers import records as _records
+from tests.formats.workers import same_whatever_the_workers as _same_with_workers
 
 from masklab import formats, rle
 from masklab.core.instances import Instance
@@ -21,23 +23,6 @@ from masklab.formats import Sample
 
 N = 24  # samples: with 16 a batch, two batches, so two workers both get some
 SIZE = (48, 64)
-
-
-def _same_with_workers(src: Path, out: Path, to: str, counts=(1, 2), **options):
-    """Convert with each worker count; assert equal files and reports; one process's."""
-    results = {}
-    for n in counts:
-        report = formats.convert(src, out / f"w{n}", to=to, workers=n, **options)
-        results[n] = (tree(out / f"w{n}"), report.to_dict())
-    files, report = results[counts[0]]
-    for n in counts[1:]:
-        assert results[n][0] == files, f"{to}: files differ with {n} workers"
-        assert results[n][1] == report, f"{to}: report differs with {n} workers"
-    return files, report
-
-
-def _records(report: dict) -> list:
-    return [p["record"] for p in report["problems"]]
 
 
 # --------------------------------------------------------------------------- sources

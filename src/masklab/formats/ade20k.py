@@ -53,8 +53,8 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
@@ -74,6 +74,7 @@ from masklab.formats.cityscapes import (
     report_unknown_values,
     screen_instances,
 )
+from masklab.formats.report import ConversionReport
 
 __all__ = [
     "SCENE_PARSING_NAMES",
@@ -361,7 +362,7 @@ def _atr_names(path: Path) -> dict[int, str]:
 # --------------------------------------------------------------------------- read
 
 
-class Reader(_base.Reader):
+class Reader(_base.RecordReader):
     """ADE20K reader; ``variant`` = "sceneparsing" | "full" | None (detected)."""
 
     spec = SPEC
@@ -393,9 +394,6 @@ class Reader(_base.Reader):
                 else _index_full(self.path)
             )
         return self._records
-
-    def __len__(self) -> int:
-        return len(self._index())
 
     @property
     def labels(self) -> LabelMap:
@@ -476,7 +474,9 @@ class Reader(_base.Reader):
         out: npt.NDArray[np.uint8] = rgb[..., :3]
         return out
 
-    def __iter__(self) -> Iterator[Sample]:
+    def plan(self) -> Iterator[_Record]:
+        """One record per sample, in order (its files; nothing decoded), after the label
+        pass and the note on part masks."""
         self.labels  # noqa: B018  (the label pass runs before the first sample)
         records = self._index()
         with_parts = [r for r in records if r.parts]
@@ -488,13 +488,19 @@ class Reader(_base.Reader):
                 f"{n} part masks (*_parts_N.png) of {len(with_parts)} images are not read: "
                 "masklab reads whole objects (part level 0) only",
             )
-        for rec in records:
-            try:
-                sample = self._read(rec)
-            except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
-                self.problem(rec.seg, rec.id, err)
-                continue
-            yield sample
+        return iter(records)
+
+    def for_worker(self) -> Reader:
+        """A copy that decodes in another process: the label map resolved, no file index,
+        an empty report."""
+        return self.worker_copy(_records=None, _label_map=self.labels)
+
+    def _decode_one(self, rec: _Record) -> Sample | None:
+        try:
+            return self._read(rec)
+        except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
+            self.problem(rec.seg, rec.id, err)
+            return None
 
     def _read(self, rec: _Record) -> Sample:
         instances: list[Instance] = []
@@ -558,10 +564,23 @@ def _object_classes(
 # --------------------------------------------------------------------------- write
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    files: tuple[_base.PngPayload, ...]  # the class/seg PNG (and the json: its bytes)
+    image: Sample  # the sample without its masks: image file or bytes
+    image_file: str  # where the image goes, relative to the stage
+    split: str
+    pixels: tuple[tuple[int, int], ...]  # (class value, pixels) in the written map
+    total: int  # the map's pixels
+
+
 class Writer(_base.Writer):
     """ADE20K writer. Option ``variant``: "sceneparsing" (default) or "full"."""
 
     spec = SPEC
+    parallel = True
 
     def __init__(
         self,
@@ -590,13 +609,16 @@ class Writer(_base.Writer):
         self._images: dict[str, Counter[int]] = {}
         self._total_px = 0
 
-    def write(self, sample: Sample) -> None:
+    def encode(self, sample: Sample) -> _Part | None:
+        """The sample's class (and object) PNG, its json (full variant), its class pixel
+        counts and where its image goes; None when it cannot be written (reported)."""
         try:
-            self._write(sample)
+            return self._encode(sample)
         except (MaskFormatError, FormatError, LabelMapError, OSError, ValueError) as err:
             self.fail(sample, None, err)
+            return None
 
-    def _write(self, sample: Sample) -> None:
+    def _encode(self, sample: Sample) -> _Part:
         if sample.alpha is not None:
             self.report.loss(sample.id, None, "alpha", "ADE20K holds no opacity masks")
         full = self.variant == "full"
@@ -640,18 +662,43 @@ class Writer(_base.Writer):
             if full:
                 objects[fg] = np.asarray(numbers, np.uint8)[idx]
         split = sample.subset or "training"
-        self._count(split, classes)
+        found, counts = np.unique(classes, return_counts=True)
+        pixels = tuple(zip(found.tolist(), counts.tolist(), strict=True))
         ext = image_ext(sample, ".jpg")
+        image = replace(sample, instances=(), semantic=None, alpha=None)
         if full:
-            base = self.stage / split / sample.id
-            self.write_png(base.with_name(base.name + SEG_SUFFIX), encode_seg(classes, objects))
-            self.place_image(sample, base.with_name(base.name + ext))
+            base = PurePosixPath(split, sample.id)
+            seg = self.png_payload(
+                base.with_name(base.name + SEG_SUFFIX).as_posix(), encode_seg(classes, objects)
+            )
             doc = _json_doc(sample, base.name + ext, split, kept, values, numbers, self._names)
-            with base.with_name(base.name + ".json").open("w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=1)
+            text = json.dumps(doc, indent=1).encode("utf-8")
+            files: tuple[_base.PngPayload, ...] = (
+                seg,
+                (base.with_name(base.name + ".json").as_posix(), text, None),
+            )
+            image_file = base.with_name(base.name + ext).as_posix()
         else:
-            self.write_png(self.stage / ANNOTATIONS_DIR / split / f"{sample.id}.png", classes)
-            self.place_image(sample, self.stage / IMAGES_DIR / split / f"{sample.id}{ext}")
+            files = (self.png_payload(f"{ANNOTATIONS_DIR}/{split}/{sample.id}.png", classes),)
+            image_file = f"{IMAGES_DIR}/{split}/{sample.id}{ext}"
+        return _Part(files, image, image_file, split, pixels, int(classes.size))
+
+    def commit(self, part: _Part | None, report: ConversionReport) -> None:
+        """Count the sample's class pixels, write its files and place its image."""
+        self.absorb(report)
+        if part is None:
+            return
+        self._count(part.split, part.pixels, part.total)
+        try:
+            if self.variant == "full":  # the seg PNG, the image, then the json
+                self.write_payload(part.files[0])
+                self.place_image(part.image, self.stage / part.image_file)
+                self.write_payload(part.files[1])
+            else:
+                self.write_payload(part.files[0])
+                self.place_image(part.image, self.stage / part.image_file)
+        except (MaskFormatError, FormatError, OSError, ValueError) as err:
+            self.fail(part.image, None, err)
 
     def _numbers(
         self, sample: Sample, kept: list[Instance], where: list[int], lossy: list[int]
@@ -679,11 +726,10 @@ class Writer(_base.Writer):
             out[pos] = b
         return out
 
-    def _count(self, split: str, classes: npt.NDArray[Any]) -> None:
-        values, counts = np.unique(classes, return_counts=True)
-        self._total_px += int(classes.size)
+    def _count(self, split: str, pixels: tuple[tuple[int, int], ...], total: int) -> None:
+        self._total_px += total
         per_split = self._images.setdefault(split, Counter())
-        for v, n in zip(values.tolist(), counts.tolist(), strict=True):
+        for v, n in pixels:
             self._pixels[v] += n
             per_split[v] += 1
 

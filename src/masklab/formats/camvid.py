@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from masklab.formats.cityscapes import (
     report_unknown_values,
     screen_instances,
 )
+from masklab.formats.report import ConversionReport
 
 __all__ = [
     "CAMVID_COLORS",
@@ -305,7 +306,7 @@ def detect(path: Path) -> Detection:
 # --------------------------------------------------------------------------- read
 
 
-class Reader(_base.Reader):
+class Reader(_base.RecordReader):
     """CamVid reader (SegNet or original layout, colour or index labels)."""
 
     spec = SPEC
@@ -392,19 +393,25 @@ class Reader(_base.Reader):
                 images.setdefault(rid, p)
         return [_Record(rid, None, images.get(rid), m) for rid, m in masks.items()]
 
-    def __len__(self) -> int:
-        return len(self._index())
+    def plan(self) -> Iterator[_Record]:
+        """One record per sample, in order (its image and label file; nothing decoded),
+        after the label map is resolved (a bad label_colors.txt is reported first)."""
+        _ = self.labels
+        return iter(self._index())
 
-    def __iter__(self) -> Iterator[Sample]:
+    def for_worker(self) -> Reader:
+        """A copy that decodes in another process: the label map resolved, no file index,
+        an empty report."""
+        return self.worker_copy(_records=None, _label_map=self.labels)
+
+    def _decode_one(self, rec: _Record) -> Sample | None:
         labels = self.labels
         void = next((lab.id for lab in labels if lab.role == "ignore"), 0)
-        for rec in self._index():
-            try:
-                sample = self._read(rec, labels, void)
-            except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
-                self.problem(rec.mask or rec.image or rec.id, rec.id, err)
-                continue
-            yield sample
+        try:
+            return self._read(rec, labels, void)
+        except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
+            self.problem(rec.mask or rec.image or rec.id, rec.id, err)
+            return None
 
     def _read(self, rec: _Record, labels: LabelMap, void: int) -> Sample:
         image = rec.image if rec.image is not None and rec.image.is_file() else None
@@ -436,11 +443,23 @@ class Reader(_base.Reader):
 # --------------------------------------------------------------------------- write
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    mask: _base.PngPayload
+    image: Sample  # the sample without its masks: image file or bytes
+    image_file: str  # where the image goes, relative to the stage
+    subset: str | None  # the list the sample goes in (None: no lists)
+    void: bool  # the sample's pixels use the Void class added to label_colors.txt
+
+
 class Writer(_base.Writer):
     """CamVid writer. Options: ``layout`` ("segnet" default, or "camvid"), ``colors``
     (RGB label PNGs, default True; the "camvid" layout is always colour)."""
 
     spec = SPEC
+    parallel = True
 
     def __init__(
         self,
@@ -478,49 +497,70 @@ class Writer(_base.Writer):
         self._lists: dict[str, list[str]] = {}
 
     def _void_pos(self) -> int:
-        if self._void is None:
-            if len(self._entries) >= 256:
-                raise MaskFormatError("256 classes and no void class: no value is left for void")
+        """The void class's position; the Void line the writer adds when the label map
+        has none (the same place in every process: it follows the label map's lines)."""
+        if self._void is not None:
+            return self._void
+        if len(self._entries) >= 256:
+            raise MaskFormatError("256 classes and no void class: no value is left for void")
+        return len(self._entries)
+
+    def encode(self, sample: Sample) -> _Part | None:
+        """The sample's label PNG (classes painted, colours looked up) and where it and
+        its image go; None when it cannot be written (reported)."""
+        try:
+            if sample.alpha is not None:
+                self.report.loss(sample.id, None, "alpha", "CamVid holds no opacity masks")
+            classes = self._classes(sample)
+            present = np.unique(classes).tolist()
+            for pos in present:
+                if pos in self._shadowed:
+                    self.report.loss(
+                        sample.id,
+                        None,
+                        "class",
+                        f"class {self._entries[pos][0]!r} has the colour of "
+                        f"{self._entries[self._shadowed[pos]][0]!r}; it reads back as that class",
+                    )
+            void = self._void is None and len(self._entries) in present
+            mask = self._painted(classes) if self.colors else classes
+            ext = image_ext(sample)
+            if self.layout == "camvid":
+                mask_rel = f"{CAMVID_LABEL_DIR}/{sample.id}{LABEL_SUFFIX}.png"
+                image_rel, subset = f"{CAMVID_IMAGE_DIR}/{sample.id}{ext}", None
+            else:
+                subset = sample.subset or "train"
+                mask_rel = f"{subset}{ANNOT_SUFFIX}/{sample.id}.png"
+                image_rel = f"{subset}/{sample.id}{ext}"
+            payload = self.png_payload(mask_rel, mask)
+        except (MaskFormatError, FormatError, LabelMapError, OSError, ValueError) as err:
+            self.fail(sample, None, err)
+            return None
+        image = replace(sample, instances=(), semantic=None, alpha=None)
+        return _Part(payload, image, image_rel, subset, void)
+
+    def commit(self, part: _Part | None, report: ConversionReport) -> None:
+        """Add the Void line if the sample uses it, write the label PNG, place the image
+        and list the pair."""
+        self.absorb(report)
+        if part is None:
+            return
+        if part.void and self._void is None:
             self._entries.append(("Void", (0, 0, 0)))
             self._void = len(self._entries) - 1
             self._void_added = True
-        return self._void
-
-    def write(self, sample: Sample) -> None:
         try:
-            self._write(sample)
-        except (MaskFormatError, FormatError, LabelMapError, OSError, ValueError) as err:
-            self.fail(sample, None, err)
-
-    def _write(self, sample: Sample) -> None:
-        if sample.alpha is not None:
-            self.report.loss(sample.id, None, "alpha", "CamVid holds no opacity masks")
-        classes = self._classes(sample)
-        present = np.unique(classes).tolist()
-        for pos in present:
-            if pos in self._shadowed:
-                self.report.loss(
-                    sample.id,
-                    None,
-                    "class",
-                    f"class {self._entries[pos][0]!r} has the colour of "
-                    f"{self._entries[self._shadowed[pos]][0]!r}; it reads back as that class",
-                )
-        mask = self._painted(classes) if self.colors else classes
-        ext = image_ext(sample)
-        if self.layout == "camvid":
-            self.write_png(self.stage / CAMVID_LABEL_DIR / f"{sample.id}{LABEL_SUFFIX}.png", mask)
-            self.place_image(sample, self.stage / CAMVID_IMAGE_DIR / f"{sample.id}{ext}")
+            self.write_payload(part.mask)
+            self.place_image(part.image, self.stage / part.image_file)
+        except (MaskFormatError, FormatError, OSError, ValueError) as err:
+            self.fail(part.image, None, err)
             return
-        subset = sample.subset or "train"
-        mask_rel = f"{subset}{ANNOT_SUFFIX}/{sample.id}.png"
-        image_rel = f"{subset}/{sample.id}{ext}"
-        self.write_png(self.stage / mask_rel, mask)
-        self.place_image(sample, self.stage / image_rel)
-        line = f"/{image_rel} /{mask_rel}"
-        if " " in line:
-            line = f'"/{image_rel}" "/{mask_rel}"'
-        self._lists.setdefault(subset, []).append(line)
+        if part.subset is not None:
+            mask_rel = part.mask[0]
+            line = f"/{part.image_file} /{mask_rel}"
+            if " " in line:
+                line = f'"/{part.image_file}" "/{mask_rel}"'
+            self._lists.setdefault(part.subset, []).append(line)
 
     def _classes(self, sample: Sample) -> npt.NDArray[np.uint8]:
         if sample.semantic is not None:

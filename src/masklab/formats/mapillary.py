@@ -35,8 +35,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,7 @@ from masklab.formats.cityscapes import (
     remap_classes,
     report_unknown_values,
 )
+from masklab.formats.report import ConversionReport
 
 __all__ = ["SPEC", "VERSIONS", "Reader", "Writer", "detect", "label_map_from_config"]
 
@@ -178,7 +179,7 @@ class _Record:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-class Reader(_base.Reader):
+class Reader(_base.RecordReader):
     """Mapillary Vistas reader; ``version`` = "v2.0" | "v1.2" | None (newest present)."""
 
     spec = SPEC
@@ -265,19 +266,25 @@ class Reader(_base.Reader):
             self._records = records
         return self._records
 
-    def __len__(self) -> int:
-        return len(self._index())
+    def plan(self) -> Iterator[_Record]:
+        """One record per sample, in order (its PNGs; nothing decoded), after the config
+        is read (and reported on)."""
+        self.labels  # noqa: B018  (read the config before the samples)
+        return iter(self._index())
 
-    def __iter__(self) -> Iterator[Sample]:
-        labels = self.labels  # read the config (and report on it) before the samples
-        for rec in self._index():
-            try:
-                sample = self._read(rec, labels, _image(self.path / rec.split / IMAGES_DIR, rec.id))
-            except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
-                main = rec.files.get(LABELS_DIR) or rec.files[INSTANCES_DIR]
-                self.problem(main, rec.id, err)
-                continue
-            yield sample
+    def for_worker(self) -> Reader:
+        """A copy that decodes in another process: the label map resolved, no file index,
+        an empty report."""
+        return self.worker_copy(_records=None, _label_map=self.labels)
+
+    def _decode_one(self, rec: _Record) -> Sample | None:
+        try:
+            image = _image(self.path / rec.split / IMAGES_DIR, rec.id)
+            return self._read(rec, self.labels, image)
+        except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
+            main = rec.files.get(LABELS_DIR) or rec.files[INSTANCES_DIR]
+            self.problem(main, rec.id, err)
+            return None
 
     def _read(self, rec: _Record, labels: LabelMap, image: Path | None) -> Sample:
         inst = None
@@ -359,10 +366,21 @@ def _image(folder: Path, rid: str) -> Path | None:
 # --------------------------------------------------------------------------- write
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    pngs: tuple[_base.PngPayload, ...]  # the labels and instances PNGs
+    image: Sample  # the sample without its masks: image file or bytes
+    image_file: str  # where the image goes, relative to the stage
+    void_used: bool  # the labels PNG uses the Void label the config gets at the end
+
+
 class Writer(_base.Writer):
     """Vistas writer. Option ``version`` ("v2.0" default, or "v1.2")."""
 
     spec = SPEC
+    parallel = True
 
     def __init__(
         self,
@@ -392,6 +410,7 @@ class Writer(_base.Writer):
         self._void = void_pos if void_pos is not None else 0
         self._things = {lab.id for lab in labels if lab.isthing}
         self._void_used = False
+        self._pal = self._palette()
 
     def _palette(self) -> npt.NDArray[np.uint8]:
         pal = np.zeros((MAX_LABELS, 3), np.uint8)
@@ -399,13 +418,29 @@ class Writer(_base.Writer):
             pal[i] = e["color"]
         return pal
 
-    def write(self, sample: Sample) -> None:
+    def encode(self, sample: Sample) -> _Part | None:
+        """The sample's labels and instances PNGs and where its image goes; None when it
+        cannot be written (reported)."""
         try:
-            self._write(sample)
+            return self._encode(sample)
         except (MaskFormatError, FormatError, LabelMapError, OSError, ValueError) as err:
             self.fail(sample, None, err)
+            return None
 
-    def _write(self, sample: Sample) -> None:
+    def commit(self, part: _Part | None, report: ConversionReport) -> None:
+        """Note the Void label's use, write the PNGs and place the image."""
+        self.absorb(report)
+        if part is None:
+            return
+        self._void_used = self._void_used or part.void_used
+        try:
+            for png in part.pngs:
+                self.write_payload(png)
+            self.place_image(part.image, self.stage / part.image_file)
+        except (MaskFormatError, FormatError, OSError, ValueError) as err:
+            self.fail(part.image, None, err)
+
+    def _encode(self, sample: Sample) -> _Part:
         if sample.alpha is not None:
             self.report.loss(sample.id, None, "alpha", "Vistas holds no opacity masks")
         if sample.semantic is not None:
@@ -495,13 +530,18 @@ class Writer(_base.Writer):
                 )
             classes[fg] = new
             ids[fg] = vals
-        if self._void_added and np.any(classes == self._void):
-            self._void_used = True
-        split = self.stage / (sample.subset or "training")
+        void_used = self._void_added and bool(np.any(classes == self._void))
+        split = PurePosixPath(sample.subset or "training")
         ann = split / self.version
-        self.write_png(ann / LABELS_DIR / f"{sample.id}.png", classes, palette=self._palette())
-        self.write_png(ann / INSTANCES_DIR / f"{sample.id}.png", ids)
-        self.place_image(sample, split / IMAGES_DIR / f"{sample.id}{image_ext(sample, '.jpg')}")
+        pngs = (
+            self.png_payload(
+                (ann / LABELS_DIR / f"{sample.id}.png").as_posix(), classes, palette=self._pal
+            ),
+            self.png_payload((ann / INSTANCES_DIR / f"{sample.id}.png").as_posix(), ids),
+        )
+        image_file = split / IMAGES_DIR / f"{sample.id}{image_ext(sample, '.jpg')}"
+        image = replace(sample, instances=(), semantic=None, alpha=None)
+        return _Part(pngs, image, image_file.as_posix(), void_used)
 
     def finish(self) -> None:
         entries = list(self._entries)

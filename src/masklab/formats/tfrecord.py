@@ -47,7 +47,8 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, ClassVar, Literal
 
@@ -69,6 +70,7 @@ from masklab.formats._protobuf import (
     int64_feature,
     parse_example,
 )
+from masklab.formats.report import ConversionReport
 
 __all__ = [
     "SPEC",
@@ -522,6 +524,10 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
     return h, w
 
 
+#: a record as planned: its data, file, index in the file and subset
+_Item = tuple[bytes, Path, int, str | None]
+
+
 class Reader(_base.Reader):
     """Samples of a TFRecord file, or of the TFRecord files of a folder.
 
@@ -606,21 +612,44 @@ class Reader(_base.Reader):
         return LabelMap(tuple(_label(i, n) for i, n in sorted(names.items())))
 
     def __iter__(self) -> Iterator[_base.Sample]:
-        labels = self.labels
+        for item in self.plan():
+            sample = self._decode_one(item)
+            if sample is not None:
+                yield sample
+
+    def plan(self) -> Iterator[_Item]:
+        """One ``(data, file, index, subset)`` per record, in file order: the framing read
+        and its CRCs checked (a bad record is reported here), the Example not parsed."""
+        self.labels  # noqa: B018  (the label map, or the scan for names, comes first)
         for file in self.files:
             subset = _subset_of(file)
             for index, data in _records(file):
                 if isinstance(data, str):
                     self.problem(file, index, data)
                     continue
-                try:
-                    sample, skipped = self._sample(data, file, index, subset, labels)
-                except (FormatError, MaskFormatError) as err:
-                    self.problem(file, index, err)
-                    continue
-                for message in skipped:
-                    self.problem(file, index, message)
-                yield sample
+                yield data, file, index, subset
+
+    def decode(self, items: Sequence[_Item]) -> Iterator[_base.Sample | None]:
+        """The samples of :meth:`plan`'s records (Examples parsed, masks decoded); None
+        for one reported and skipped."""
+        for item in items:
+            yield self._decode_one(item)
+
+    def for_worker(self) -> Reader:
+        """A copy that decodes in another process: the label map resolved, an empty
+        report."""
+        return self.worker_copy(_found=self.labels)
+
+    def _decode_one(self, item: _Item) -> _base.Sample | None:
+        data, file, index, subset = item
+        try:
+            sample, skipped = self._sample(data, file, index, subset, self.labels)
+        except (FormatError, MaskFormatError) as err:
+            self.problem(file, index, err)
+            return None
+        for message in skipped:
+            self.problem(file, index, message)
+        return sample
 
     def _sample(
         self, data: bytes, file: Path, index: int, subset: str | None, labels: LabelMap
@@ -762,6 +791,15 @@ def _png_bytes(mask: npt.NDArray[np.uint8]) -> bytes:
     return buf.getvalue()
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What :meth:`Writer.encode` made of a sample (see ``_base.Writer.commit``)."""
+
+    subset: str | None  # the file the record goes to
+    record: bytes  # the framed tf.Example
+    exact: int  # the instances written
+
+
 class Writer(_base.Writer):
     """Writes ``<subset>.tfrecord`` files and ``label_map.pbtxt`` (see the module doc).
 
@@ -769,6 +807,7 @@ class Writer(_base.Writer):
     """
 
     spec: ClassVar[_base.FormatSpec] = SPEC
+    parallel = True
 
     def __init__(
         self,
@@ -810,11 +849,12 @@ class Writer(_base.Writer):
             self.fail(sample, None, f"cannot read the image {sample.image}: {err}")
             return None
 
-    def write(self, sample: _base.Sample) -> None:
-        """Append one record for the sample (to its subset's file)."""
+    def encode(self, sample: _base.Sample) -> _Part | None:
+        """The sample's framed record (image embedded, masks encoded); None when it
+        cannot be written (reported)."""
         image = self._image(sample)
         if image is None:
-            return
+            return None
         h, w = sample.size
         found = _image_size(image)
         if found is not None and found != (h, w):
@@ -824,7 +864,7 @@ class Writer(_base.Writer):
                 f"the image is {found[1]}x{found[0]} but the masks are {w}x{h}; "
                 "fix the sample size or the image",
             )
-            return
+            return None
         kept: list[Instance] = []
         for i, inst in enumerate(_base.instances_of(sample, self.labels)):
             try:
@@ -855,8 +895,16 @@ class Writer(_base.Writer):
             kept.append(inst)
         if sample.alpha is not None:
             self.report.loss(sample.id, None, "alpha", "an alpha mask has no place in a tf.Example")
-        self._file(sample.subset).write(frame(encode_example(self._features(sample, image, kept))))
-        self.report.exact += len(kept)
+        record = frame(encode_example(self._features(sample, image, kept)))
+        return _Part(sample.subset, record, len(kept))
+
+    def commit(self, part: _Part | None, report: ConversionReport) -> None:
+        """Append the record to its subset's file."""
+        self.absorb(report)
+        if part is None:
+            return
+        self._file(part.subset).write(part.record)
+        self.report.exact += part.exact
 
     def _features(
         self, sample: _base.Sample, image: bytes, instances: list[Instance]

@@ -468,17 +468,15 @@ class Reader(_base.Reader):
         return len(self._ids)
 
     def __iter__(self) -> Iterator[Sample]:
-        for sample_id, subsets in self._ids:
-            notes: list[tuple[Path, str, str]] = []
-            try:
-                sample = self._read(sample_id, subsets, notes)
-            except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
-                where = getattr(err, "path", None) or self.root / CLASS_DIR / f"{sample_id}.png"
-                self.problem(where, sample_id, err)
-                continue
-            for path, record, message in notes:
-                self.problem(path, record, message)
-            yield sample
+        for item in self.plan():
+            sample = self._decode_one(item)
+            if sample is not None:
+                yield sample
+
+    def plan(self) -> Iterator[tuple[str, tuple[str, ...]]]:
+        """One ``(id, subsets)`` per sample, in list order (nothing read); the masks no
+        list names are reported after the last one."""
+        yield from self._ids
         if self._unlisted:
             shown = ", ".join(repr(i) for i in self._unlisted[:5])
             self.problem(
@@ -488,6 +486,29 @@ class Reader(_base.Reader):
                 f"not read ({shown}{', ...' if len(self._unlisted) > 5 else ''}); list them "
                 "to read them",
             )
+
+    def decode(self, items: Sequence[tuple[str, tuple[str, ...]]]) -> Iterator[Sample | None]:
+        """The samples of :meth:`plan`'s ids (PNGs decoded, objects split); None for one
+        reported and skipped."""
+        for item in items:
+            yield self._decode_one(item)
+
+    def for_worker(self) -> Reader:
+        """A copy that decodes in another process (no id lists, an empty report)."""
+        return self.worker_copy(_ids=[], _unlisted=[])
+
+    def _decode_one(self, item: tuple[str, tuple[str, ...]]) -> Sample | None:
+        sample_id, subsets = item
+        notes: list[tuple[Path, str, str]] = []
+        try:
+            sample = self._read(sample_id, subsets, notes)
+        except (FormatError, MaskFormatError, LabelMapError, OSError, ValueError) as err:
+            where = getattr(err, "path", None) or self.root / CLASS_DIR / f"{sample_id}.png"
+            self.problem(where, sample_id, err)
+            return None
+        for path, record, message in notes:
+            self.problem(path, record, message)
+        return sample
 
     def _read(
         self, sample_id: str, subsets: tuple[str, ...], notes: list[tuple[Path, str, str]]

@@ -498,11 +498,27 @@ class Reader(_base.Reader):
                 self.problem(txt, None, "label file without an image; add the image or remove it")
 
     def __iter__(self) -> Iterator[Sample]:
+        for item in self.plan():
+            sample = self._read(*item)
+            if sample is not None:
+                yield sample
+
+    def plan(self) -> Iterator[tuple[str, Path, str | None]]:
+        """``(id, image, subset)`` per image, in order (nothing read but image lists);
+        missing listed images and orphan label files are reported here, at their place."""
         for subset, sources in self._layout.subsets:
             for sample_id, image in self._images(sources):
-                sample = self._read(sample_id, image, subset)
-                if sample is not None:
-                    yield sample
+                yield sample_id, image, subset
+
+    def decode(self, items: Sequence[tuple[str, Path, str | None]]) -> Iterator[Sample | None]:
+        """The samples of :meth:`plan`'s images (label rows parsed and rasterised); None
+        for one reported and skipped."""
+        for item in items:
+            yield self._read(*item)
+
+    def for_worker(self) -> Reader:
+        """A copy that decodes in another process (an empty report)."""
+        return self.worker_copy()
 
     def __len__(self) -> int:
         n = 0
