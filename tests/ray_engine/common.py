@@ -14,7 +14,7 @@ def both(
     src: Path, tmp_path: Path, to: str, **kw: Any
 ) -> tuple[ConversionReport, ConversionReport]:
     """``src`` converted to ``to`` by ``formats.convert`` (at tmp_path/local) and by the
-    Ray engine in blocks of 5 (at tmp_path/ray): their reports."""
+    Ray engine (at tmp_path/ray): their reports."""
     local = formats.convert(src, tmp_path / "local", to=to, **kw)
-    on_ray = engine.convert(src, tmp_path / "ray", to=to, block_size=5, **kw)
+    on_ray = engine.convert(src, tmp_path / "ray", to=to, **kw)
     return local, on_ray

@@ -77,7 +77,7 @@ def test_bad_records_are_reported_as_locally_and_the_rest_converts(tmp_path):
 def test_strict_stops_at_the_first_bad_record_and_writes_nothing(tmp_path):
     src = _with_bad_records(tmp_path)
     with pytest.raises(FormatError, match="record"):
-        engine.convert(src, tmp_path / "out", to="voc", strict=True, block_size=5)
+        engine.convert(src, tmp_path / "out", to="voc", strict=True)
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 

@@ -450,33 +450,22 @@ def convert(
         total = _length(reader)
         with _progress("converting") as bar:
             task = bar.add_task("convert", total=total)
-            if engine == "ray":
+            common: dict[str, Any] = {
+                "to": to,
+                "labels": label_map,
+                "strict": strict,
+                "overwrite": overwrite,
+                "progress": lambda n: bar.advance(task, n),
+                **opts,
+            }
+            if engine == "ray":  # workers None: the cluster's CPUs
                 report = _convert_on_ray(
-                    reader,
-                    dst,
-                    to=to,
-                    labels=label_map,
-                    strict=strict,
-                    overwrite=overwrite,
-                    progress=lambda n: bar.advance(task, n),
-                    address=ray_address,
-                    workers=workers,
-                    **opts,
+                    reader, dst, address=ray_address, workers=workers, **common
                 )
             else:
                 if workers is None:
                     workers = auto_workers(total, per_worker=CONVERT_PER_WORKER)
-                report = formats.convert(
-                    reader,
-                    dst,
-                    to=to,
-                    labels=label_map,
-                    strict=strict,
-                    overwrite=overwrite,
-                    progress=lambda n: bar.advance(task, n),
-                    workers=workers,
-                    **opts,
-                )
+                report = formats.convert(reader, dst, workers=workers, **common)
     headline = (
         f"{report.source} -> {report.target}: {report.samples} images, {report.instances} "
         f"instances, {report.exact} written pixel-exact; written to {escape(str(dst))}"

@@ -159,16 +159,7 @@ def import_(
                 progress=lambda n: bar.advance(task, n),
                 workers=workers,
             )
-    if json_out:
-        _stdout().print_json(data={**result.to_dict(), "report": result.report.to_dict()})
-        return
-    out = _stdout()
-    out.print(
-        f"imported {result.frames} frames, {result.annotations} annotations into "
-        f"[bold]{escape(result.version)}[/] in {result.seconds:.1f} s",
-        highlight=False,
-    )
-    _print_problems(out, result.report)
+    _show_import(result, json_out)
 
 
 @app.command()
@@ -234,6 +225,20 @@ def export(
         f"{report.exact} written pixel-exact; written to {escape(str(dst))}"
     )
     show_report(report, headline, report_file=report_file, json_out=json_out)
+
+
+def _show_import(result: Any, json_out: bool) -> None:
+    """Print what an import made (JSON with ``--json``) and the problems it reported."""
+    if json_out:
+        _stdout().print_json(data={**result.to_dict(), "report": result.report.to_dict()})
+        return
+    out = _stdout()
+    out.print(
+        f"imported {result.frames} frames, {result.annotations} annotations into "
+        f"[bold]{escape(result.version)}[/] in {result.seconds:.1f} s",
+        highlight=False,
+    )
+    _print_problems(out, result.report)
 
 
 def _local_only(engine: str, what: str) -> None:
@@ -445,16 +450,7 @@ def _import_parquet(
                 )
     except ImportError as e:  # pyarrow is an optional extra; the message names it
         _fail(str(e))
-    if json_out:
-        _stdout().print_json(data={**result.to_dict(), "report": result.report.to_dict()})
-        return
-    out = _stdout()
-    out.print(
-        f"imported {result.frames} frames, {result.annotations} annotations into "
-        f"[bold]{escape(result.version)}[/] in {result.seconds:.1f} s",
-        highlight=False,
-    )
-    _print_problems(out, result.report)
+    _show_import(result, json_out)
 
 
 def _export_parquet(

@@ -358,6 +358,16 @@ class Writer:
         else:
             self.write_png(self.stage / rel, data, palette=palette)
 
+    def write_files(self, sample: Sample, pngs: Sequence[PngPayload], image_file: str) -> None:
+        """Commit a part's PNGs and place its image at ``image_file`` (relative to the
+        stage); a failure is reported on the sample (strict mode raises)."""
+        try:
+            for png in pngs:
+                self.write_payload(png)
+            self.place_image(sample, self.stage / image_file)
+        except (MaskFormatError, FormatError, OSError, ValueError) as err:
+            self.fail(sample, None, err)
+
     def finish(self) -> None:
         """Write what is written once at the end (index files); override as needed."""
 

@@ -775,12 +775,7 @@ class Writer(_base.Writer):
         self.absorb(report)
         if part is None:
             return
-        try:
-            for png in part.pngs:
-                self.write_payload(png)
-            self.place_image(part.image, self.stage / part.image_file)
-        except (MaskFormatError, FormatError, OSError, ValueError) as err:
-            self.fail(part.image, None, err)
+        self.write_files(part.image, part.pngs, part.image_file)
 
     def _files(
         self, sample: Sample, classes: npt.NDArray[np.uint8], ids: npt.NDArray[np.uint16]

@@ -497,6 +497,23 @@ class JsonReader(_base.Reader):
         checked: dict[str, Any] = doc
         return checked
 
+    def plan(self) -> Iterator[Any]:
+        """One item per usable image, in order, from each source's json in turn (each
+        loaded once, then dropped); what the json has wrong is reported here."""
+        self._scan()
+        for src in self._sources:
+            doc = self._load(src)
+            self._cache = None
+            if doc is not None:
+                yield from self._plan_source(src, doc)
+
+    def _plan_source(self, src: Any, doc: dict[str, Any]) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def for_worker(self) -> _base.Reader:
+        """A copy without the loaded json, to decode items in another process."""
+        return self.worker_copy(_cache=None)
+
 
 class Reader(JsonReader):
     """Samples of COCO instances jsons, one image at a time (see the module docstring).
@@ -566,16 +583,6 @@ class Reader(JsonReader):
             while window := list(itertools.islice(items, _WINDOW)):
                 yield from (s for s in self.decode(window) if s is not None)
 
-    def plan(self) -> Iterator[_Item]:
-        """One item per image: its json record and its annotations, not yet decoded; bad
-        image records and annotations without a usable image are reported here."""
-        self._scan()
-        for src in self._sources:
-            doc = self._load(src)
-            self._cache = None
-            if doc is not None:
-                yield from self._plan_source(src, doc)
-
     def decode(self, items: Sequence[_Item]) -> Iterator[Sample]:
         """The samples of :meth:`plan`'s items: compressed RLEs of all of them decoded in
         one vectorised pass, then polygons and the rest image by image."""
@@ -583,11 +590,9 @@ class Reader(JsonReader):
         for item in items:
             yield self._sample(item, decoded)
 
-    def for_worker(self) -> Reader:
-        """A copy without the loaded json, to decode items in another process."""
-        return self.worker_copy(_cache=None)
-
     def _plan_source(self, src: _Source, doc: dict[str, Any]) -> Iterator[_Item]:
+        """One item per image: its json record and its annotations, not yet decoded; bad
+        image records and annotations without a usable image are reported here."""
         gt_path = self._doc_path(src)
         cats = frozenset(lab.id for lab in labels_of(doc.get("categories"), gt_path, _ignore))
         images: dict[object, dict[str, Any]] = {}

@@ -270,28 +270,16 @@ class Reader(JsonReader):
         for item in self.plan():
             yield self._decode_one(item)
 
-    def plan(self) -> Iterator[_Item]:
-        """One item per usable image record: it and its annotation record, PNG not read
-        yet. Bad records, images without an annotation and annotations of unknown images
-        are reported here."""
-        self._scan()
-        for src in self._sources:
-            doc = self._load(src)
-            self._cache = None
-            if doc is not None:
-                yield from self._plan_source(src, doc)
-
     def decode(self, items: Sequence[_Item]) -> Iterator[Sample]:
         """The samples of :meth:`plan`'s items: PNGs decoded into segments, checked
         against their ``segments_info``."""
         for item in items:
             yield self._decode_one(item)
 
-    def for_worker(self) -> Reader:
-        """A copy without the loaded json, to decode items in another process."""
-        return self.worker_copy(_cache=None)
-
     def _plan_source(self, src: _Source, doc: dict[str, Any]) -> Iterator[_Item]:
+        """One item per usable image record: it and its annotation record, PNG not read
+        yet. Bad records, images without an annotation and annotations of unknown images
+        are reported here."""
         path = src.json
         cats = frozenset(lab.id for lab in labels_of(doc.get("categories"), path, _ignore))
         by_image: dict[object, dict[str, Any]] = {}

@@ -433,12 +433,7 @@ class Writer(_base.Writer):
         if part is None:
             return
         self._void_used = self._void_used or part.void_used
-        try:
-            for png in part.pngs:
-                self.write_payload(png)
-            self.place_image(part.image, self.stage / part.image_file)
-        except (MaskFormatError, FormatError, OSError, ValueError) as err:
-            self.fail(part.image, None, err)
+        self.write_files(part.image, part.pngs, part.image_file)
 
     def _encode(self, sample: Sample) -> _Part:
         if sample.alpha is not None:

@@ -223,7 +223,7 @@ def to_samples(table: pa.Table) -> list[Sample]:
         MaskFormatError: a compressed string that is not a valid mask of its size.
     """
     ids = table.column("id")
-    if ids.null_count:  # trailer rows (see masklab.ray._source) carry no sample
+    if ids.null_count:  # a row without an id carries no sample
         table = table.filter(ids.is_valid())
     n = table.num_rows
     if n == 0:

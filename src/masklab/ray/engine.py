@@ -1,17 +1,11 @@
 """``formats.convert`` on Ray Data: the engine behind ``masklab convert --engine ray``.
 
-Two pipelines, both with the output and :class:`~masklab.formats.ConversionReport` of
-:func:`masklab.formats.convert` (the same files, problems with file and record, losses):
-
-* **sharded** (a reader that splits decoding off, ``Reader.for_worker``, or a writer that
-  splits encoding off, ``Writer.parallel``: COCO, VOC, YOLO-seg...): the driver plans the
-  work, Ray Data's ``map_batches`` decodes and encodes it on every CPU of the cluster
-  (:mod:`masklab.ray.pool` running :mod:`masklab.formats._parallel`), and the driver
-  commits the encoded parts in order, joining what the format needs joined (one COCO
-  json, a data.yaml);
-* **streamed** (any other pair): the reader runs in a Ray read task and cuts its samples
-  into Arrow blocks (:mod:`masklab.ray.arrow`), which the driver pulls back in order and
-  writes; reading overlaps with writing.
+Every format's reader splits decoding off and every writer splits encoding off
+(:mod:`masklab.formats._parallel`): the driver plans the work, Ray Data's ``map_batches``
+decodes and encodes it on every CPU of the cluster (:mod:`masklab.ray.pool`), and the
+driver commits the encoded parts in order, joining what the format needs joined (one COCO
+json, a data.yaml). Output and :class:`~masklab.formats.ConversionReport` equal those of
+:func:`masklab.formats.convert`: the same files, problems with file and record, losses.
 
 Ray is started for the call when it is not running (``address``: a cluster to join, else
 a local one), and stopped after; a running Ray is used as it is.
@@ -24,12 +18,10 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from masklab import _workers
 from masklab.core.labels import LabelMap
-from masklab.formats import ConversionReport, Reader, _parallel, get, open_reader
+from masklab.formats import ConversionReport, Reader
 from masklab.formats import convert as local_convert
 from masklab.ray._deps import require
-from masklab.ray.io import BLOCK_SAMPLES, ordered, streamed, write_into
 
 __all__ = ["convert", "session"]
 
@@ -61,7 +53,6 @@ def convert(
     strict: bool = False,
     overwrite: bool = False,
     address: str | None = None,
-    block_size: int = BLOCK_SAMPLES,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     **options: Any,
@@ -74,39 +65,18 @@ def convert(
     cluster's CPUs). A bad record is reported and the rest converts; with ``strict=True``
     the first raises and ``dst`` is left untouched.
     """
-    from masklab.ray.pool import cluster_cpus, ordered_map
+    from masklab.ray import pool
 
-    with session(address):
-        reader = (
-            src
-            if isinstance(src, Reader)
-            else open_reader(src, source_format, labels=labels, strict=strict)
+    with pool.engine(address):
+        return local_convert(
+            src,
+            dst,
+            to=to,
+            source_format=source_format,
+            labels=labels,
+            strict=strict,
+            overwrite=overwrite,
+            workers=workers or pool.cluster_cpus(),
+            progress=progress,
+            **options,
         )
-        if _parallel.uses_workers(reader, get(to).Writer):
-            with _workers.engine(ordered_map):
-                return local_convert(
-                    reader,
-                    dst,
-                    to=to,
-                    labels=labels,
-                    strict=strict,
-                    overwrite=overwrite,
-                    workers=workers or cluster_cpus(),
-                    progress=progress,
-                    **options,
-                )
-        label_map = labels or reader.labels
-        with (
-            get(to).Writer(
-                dst, labels=label_map, strict=strict, overwrite=overwrite, **options
-            ) as writer,
-            ordered(),
-        ):  # before the dataset is made: it keeps that context
-            ds = streamed(reader, block_size=block_size)
-            trailers = write_into(ds, writer, progress=progress)
-        report: ConversionReport = writer.report
-    report.source = reader.spec.name
-    report.target = to
-    for read_report in trailers or [reader.report]:
-        report.merge(read_report)
-    return report

@@ -48,20 +48,6 @@ def dataset(reader: Reader, *, block_size: int = BLOCK_SAMPLES) -> ray.data.Data
     return ds
 
 
-def streamed(reader: Reader, *, block_size: int = BLOCK_SAMPLES) -> ray.data.Dataset:
-    """A lazy dataset whose one read task runs ``reader`` (shipped with what it knows)
-    and streams its blocks, the reader's report in a trailer row (see
-    :mod:`masklab.ray._source`): reading on a worker overlaps with writing on the
-    driver. Make it inside :func:`ordered`."""
-    rt = require()
-    from masklab.ray._source import ReaderSource
-
-    ds: ray.data.Dataset = rt.data.read_datasource(
-        ReaderSource(reader, block_size), override_num_blocks=1, num_cpus=1
-    )
-    return ds
-
-
 def read(
     path: str | os.PathLike[str],
     format: str | None = None,
@@ -103,9 +89,9 @@ def context() -> Any:
 
 @contextlib.contextmanager
 def ordered() -> Iterator[None]:
-    """Ray Data keeps the blocks' order (``preserve_order``) and passes a read task's
-    blocks on as they come (a small ``target_max_block_size``: the default, 128 MiB,
-    holds a whole dataset back until it is read); restored after."""
+    """Ray Data keeps the blocks' order (``preserve_order``) and passes blocks on as they
+    come (a small ``target_max_block_size``: the default, 128 MiB, holds a whole dataset
+    back until it is computed); restored after."""
     ctx = context()
     before = ctx.execution_options.preserve_order, ctx.target_max_block_size
     ctx.execution_options.preserve_order = True
@@ -121,15 +107,11 @@ def write_into(
     writer: Writer,
     *,
     progress: Callable[[int], None] | None = None,
-) -> list[ConversionReport]:
+) -> None:
     """Feed every row of ``ds`` to ``writer`` in the dataset's order (blocks fetched ahead
-    while the driver writes); returns the reports of trailer rows (:func:`streamed`)."""
-    from masklab.ray._source import reports
-
-    trailers: list[ConversionReport] = []
+    while the driver writes)."""
     with ordered(), unwrapped():
         for table in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=4):
-            trailers += reports(table)
             samples = to_samples(table)
             for sample in samples:
                 writer.write(sample)
@@ -137,7 +119,6 @@ def write_into(
                 writer.report.instances += len(sample.instances)
             if progress is not None:
                 progress(len(samples))
-    return trailers
 
 
 @contextlib.contextmanager
